@@ -1,0 +1,1 @@
+//! rekindle: hot-reload for Kubernetes ConfigMap and Secret volumes.
