@@ -1,1 +1,9 @@
 //! rekindle: hot-reload for Kubernetes ConfigMap and Secret volumes.
+
+pub mod digest;
+mod read;
+pub mod snapshot;
+
+pub use digest::Digest;
+pub use read::{DATA_LINK, SnapshotError};
+pub use snapshot::{Snapshot, SnapshotDiff};
