@@ -96,7 +96,10 @@ mod tests {
         input.extend_from_slice(&2u64.to_be_bytes());
         input.extend_from_slice(b"bc");
         input.extend_from_slice(&0u64.to_be_bytes());
-        assert_eq!(digest.as_bytes().as_slice(), Sha256::digest(&input).as_slice());
+        assert_eq!(
+            digest.as_bytes().as_slice(),
+            Sha256::digest(&input).as_slice()
+        );
     }
 
     #[test]

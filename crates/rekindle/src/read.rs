@@ -131,7 +131,8 @@ fn read(root: &Path) -> Result<Snapshot, SnapshotError> {
             Ok(target) => target,
             // No `..data` (or not a symlink): a plain directory.
             Err(e)
-                if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::InvalidInput =>
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.kind() == io::ErrorKind::InvalidInput =>
             {
                 let mut reader = TreeReader::new(canonical_root, Mode::Plain);
                 reader.read_dir(root, "", 0)?;
@@ -265,10 +266,16 @@ mod tests {
         let dir = tempdir();
         write(&dir.path().join("a"), "1");
         write(&dir.path().join("sub/b.json"), "{}");
-        write(&dir.path().join(".hidden"), "kept: a single dot is a valid key");
+        write(
+            &dir.path().join(".hidden"),
+            "kept: a single dot is a valid key",
+        );
         write(&dir.path().join("..bookkeeping"), "skipped");
         let snap = Snapshot::read(dir.path()).expect("read");
-        assert_eq!(snap.keys().collect::<Vec<_>>(), [".hidden", "a", "sub/b.json"]);
+        assert_eq!(
+            snap.keys().collect::<Vec<_>>(),
+            [".hidden", "a", "sub/b.json"]
+        );
         assert_eq!(snap.get("sub/b.json"), Some(b"{}".as_slice()));
     }
 
@@ -305,7 +312,10 @@ mod tests {
         symlink(outside.path().join("secret"), dir.path().join("sneaky")).expect("link");
         let err = Snapshot::read(dir.path()).expect_err("must refuse");
         assert!(matches!(err, SnapshotError::SymlinkEscapes { .. }), "{err}");
-        assert!(err.to_string().contains("outside the watched directory"), "{err}");
+        assert!(
+            err.to_string().contains("outside the watched directory"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -178,7 +178,10 @@ mod tests {
         assert_eq!(diff.added, ["new"]);
         assert_eq!(diff.removed, ["drop"]);
         assert_eq!(diff.modified, ["change"]);
-        assert_eq!(diff.to_string(), "added [new] removed [drop] modified [change]");
+        assert_eq!(
+            diff.to_string(),
+            "added [new] removed [drop] modified [change]"
+        );
         assert!(old.diff(&old).is_empty());
         assert_eq!(old.diff(&old).to_string(), "no key changed");
     }
