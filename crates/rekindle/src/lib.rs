@@ -2,7 +2,10 @@
 
 pub mod digest;
 pub mod format;
+mod history;
+pub mod metrics;
 mod read;
+pub mod reload;
 pub mod snapshot;
 pub mod typed;
 
@@ -12,4 +15,8 @@ pub use read::{DATA_LINK, SnapshotError};
 pub use snapshot::{Snapshot, SnapshotDiff};
 pub mod watch;
 
+pub use metrics::ReloadMetrics;
+pub use reload::{
+    Applied, ReloadError, Reloadable, ReloadableBuilder, RollbackError, ValidationError, Versioned,
+};
 pub use watch::{Change, DirWatcher, WatchError, WatchEvent, WatchOptions};
