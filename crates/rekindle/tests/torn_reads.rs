@@ -1,6 +1,6 @@
 //! Readers racing reloads never see a mix of two configs.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
@@ -36,11 +36,13 @@ proptest! {
         let done = Arc::new(AtomicBool::new(false));
         // Writes start only once both readers are reading, so the race really happens.
         let started = Arc::new(Barrier::new(3));
+        let total_reads = Arc::new(AtomicU64::new(0));
         let readers: Vec<_> = (0..2)
             .map(|_| {
                 let config = config.clone();
                 let done = done.clone();
                 let started = started.clone();
+                let total_reads = total_reads.clone();
                 thread::spawn(move || {
                     let _ = config.load();
                     started.wait();
@@ -52,16 +54,24 @@ proptest! {
                         assert!(current.version() >= last_version, "version went backwards");
                         last_version = current.version();
                         reads += 1;
+                        total_reads.fetch_add(1, Ordering::Relaxed);
                     }
                     reads
                 })
             })
             .collect();
         started.wait();
-        for value in &values {
-            // Alternate two versions of content so consecutive applies always differ.
-            let _ = config.apply(&snapshot(*value, width));
-            let _ = config.apply(&snapshot(value + 1_000_000, width));
+        // Keep writing until the readers have read a few thousand times during the writes
+        // (bounded, in case a reader died).
+        for _pass in 0..10_000 {
+            for value in &values {
+                // Alternate two versions of content so consecutive applies always differ.
+                let _ = config.apply(&snapshot(*value, width));
+                let _ = config.apply(&snapshot(value + 1_000_000, width));
+            }
+            if total_reads.load(Ordering::Relaxed) >= 5_000 {
+                break;
+            }
         }
         done.store(true, Ordering::Release);
         for reader in readers {
