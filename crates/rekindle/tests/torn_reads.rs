@@ -74,10 +74,13 @@ proptest! {
             }
         }
         done.store(true, Ordering::Release);
-        for reader in readers {
-            let reads = reader.join().expect("a reader saw a torn config");
-            prop_assert!(reads > 0);
-        }
+        let reads: u64 = readers
+            .into_iter()
+            .map(|r| r.join().expect("a reader saw a torn config"))
+            .sum();
+        // With two cores and three threads one reader may be starved; what matters is
+        // that reads overlapped the writes.
+        prop_assert!(reads >= 5_000, "only {} reads overlapped the writes", reads);
         let last = *values.last().unwrap() + 1_000_000;
         prop_assert_eq!(config.current().a, last);
     }
