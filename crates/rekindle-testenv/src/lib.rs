@@ -1,1 +1,28 @@
-//! Dev-only test environment for rekindle.
+//! Dev-only test environment for rekindle: the real Kubernetes parts its tests
+//! run against.
+//!
+//! - [`KubeletWriter`] writes a volume directory through the kubelet's own
+//!   `AtomicWriter` (the `..data` → `..<timestamp>` symlink swap), so watcher
+//!   tests see exactly what a pod sees.
+//! - [`ControlPlane`] (feature `cluster`, on by default) runs etcd,
+//!   kube-apiserver and kube-controller-manager on loopback ports.
+//!
+//! Both use binaries built once by `scripts/provision-k8s.sh` and cached in
+//! `~/.cache/rekindle/k8s-1.20.2/` (see [`binaries`]).
+
+pub mod binaries;
+pub mod kubelet_writer;
+
+#[cfg(feature = "cluster")]
+mod certs;
+#[cfg(feature = "cluster")]
+pub mod control_plane;
+#[cfg(feature = "cluster")]
+mod ports;
+#[cfg(feature = "cluster")]
+mod process;
+
+pub use binaries::MissingBinary;
+#[cfg(feature = "cluster")]
+pub use control_plane::ControlPlane;
+pub use kubelet_writer::{FileProjection, KubeletWriter};
