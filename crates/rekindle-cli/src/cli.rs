@@ -1,0 +1,372 @@
+//! The command line: `rekindle watch` and `rekindle run`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use rustix::process::Signal;
+
+use crate::url::WebhookUrl;
+use crate::{duration, signals};
+
+const ABOUT: &str = "Hot-reload for Kubernetes ConfigMap and Secret volumes";
+
+const LONG_ABOUT: &str = "\
+Hot-reload for Kubernetes ConfigMap and Secret volumes.
+
+When the kubelet swaps new content into a mounted ConfigMap or Secret, nothing
+tells the application. rekindle watches the directory, reads it as a whole,
+compares a digest of its content with the last one, and on a real change runs
+the actions you asked for: exactly one run per update, none when nothing changed.
+
+  rekindle watch   sidecar: signal a process, run a command, call a webhook
+  rekindle run     supervisor: start the program as a child, reload or restart it
+
+Called without a subcommand, rekindle also accepts configmap-reload's flags
+(--volume-dir, --webhook-url, ...), and with no arguments at all it reads
+config-reloader-sidecar's environment (CONFIG_DIR, PROCESS_NAME, RELOAD_SIGNAL),
+so that both can be replaced by changing only the image.";
+
+const EXAMPLES: &str = "\
+Examples:
+  # Sidecar: SIGHUP nginx's master process when its ConfigMap changes
+  # (the pod needs `shareProcessNamespace: true`)
+  rekindle watch --dir /etc/nginx/conf.d --process-name nginx --signal HUP \\
+      --validate 'nginx -t' --listen :9533
+
+  # Sidecar: tell Prometheus to reload
+  rekindle watch --dir /etc/prometheus --webhook-url http://127.0.0.1:9090/-/reload
+
+  # Supervisor: nginx as a child, config checked before every reload
+  rekindle run --watch /etc/nginx/conf.d --validate 'nginx -t' -- nginx -g 'daemon off;'
+
+  # Supervisor: restart an app that reads its config only at start
+  rekindle run --watch /etc/app --on-change restart --stop-timeout 20s -- /app/server";
+
+const WATCH_ABOUT: &str =
+    "Watch directories and signal a process, run a command or call a webhook on each change";
+
+const WATCH_LONG_ABOUT: &str = "\
+Watch one or more mounted ConfigMap/Secret directories (or plain directories)
+and run actions on each real change of their content, in this order: signal,
+exec, webhook. A change is a new digest of the whole directory, so a kubelet
+update runs the actions once, and a rewrite with identical content not at all.
+Nothing runs for the first read at start unless --reload-on-start is given.
+
+With --validate, the command runs first; if it exits non-zero, no action runs,
+the tail of its stderr is logged, and the next change tries again.";
+
+const WATCH_EXAMPLES: &str = "\
+Examples:
+  # SIGHUP every process named `haproxy` that is not a child of another one
+  rekindle watch --dir /etc/haproxy --process-name haproxy
+
+  # SIGUSR1 to the PID written in a pid file (re-read at every change)
+  rekindle watch --dir /etc/app --pid-file /run/app.pid --signal USR1
+
+  # Run a command; REKINDLE_DIR and REKINDLE_DIGEST are in its environment
+  rekindle watch --dir /etc/app --exec 'curl -fsS -X POST localhost:8080/reload'
+
+  # Call a webhook with basic auth (the password is never logged), JSON logs, metrics
+  rekindle watch --dir /etc/app --webhook-url http://admin:secret@127.0.0.1:8080/reload \\
+      --webhook-retries 5 --webhook-timeout 3s --log-format json --listen :9533";
+
+const RUN_ABOUT: &str = "Run a program as a child and reload (signal) or restart it on each change";
+
+const RUN_LONG_ABOUT: &str = "\
+Start PROGRAM as a child and watch directories. On each real change (after
+--validate, if given), either send it --signal (default HUP) or, with
+--on-change restart, stop it (--stop-signal, then SIGKILL after --stop-timeout)
+and start it again.
+
+rekindle forwards SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 and SIGQUIT to the
+program, reaps zombies when it runs as PID 1, and exits with the program's exit
+status (128 + the signal number when the program was killed by a signal). No
+shared process namespace is needed.";
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  rekindle run --watch /etc/nginx/conf.d --validate 'nginx -t' -- nginx -g 'daemon off;'
+  rekindle run --watch /etc/app --watch /etc/app-secret --on-change restart -- /app/server --port 8080";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log format: `text` for people, `json` (one object per line) for log pipelines.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "REKINDLE_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+    /// Least severe level logged.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "info",
+        env = "REKINDLE_LOG_LEVEL"
+    )]
+    pub log_level: LogLevel,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rekindle",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_long_help = EXAMPLES,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    #[command(about = WATCH_ABOUT, long_about = WATCH_LONG_ABOUT, after_long_help = WATCH_EXAMPLES)]
+    Watch(WatchArgs),
+    #[command(about = RUN_ABOUT, long_about = RUN_LONG_ABOUT, after_long_help = RUN_EXAMPLES)]
+    Run(RunArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    /// Command run through `sh -c` before any action, e.g. `nginx -t`; a non-zero exit
+    /// keeps the current config in force (no action) and is logged with its stderr.
+    /// REKINDLE_DIR and REKINDLE_DIGEST are in its environment.
+    #[arg(long, value_name = "CMD")]
+    pub validate: Option<String>,
+    /// How long --validate may run before it is killed and counted as a failure.
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = duration::parse_arg)]
+    pub validate_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(group(
+    ArgGroup::new("action")
+        .args(["process_name", "pid", "pid_file", "exec", "webhook_url"])
+        .required(true)
+        .multiple(true)
+))]
+#[command(group(ArgGroup::new("target").args(["process_name", "pid", "pid_file"])))]
+pub struct WatchArgs {
+    /// Directory to watch (a mounted ConfigMap/Secret volume or a plain directory).
+    /// Repeat for several; a change in any of them runs the actions.
+    #[arg(long = "dir", value_name = "DIR", required = true, num_args = 1..)]
+    pub dirs: Vec<PathBuf>,
+
+    /// Signal to send: a name (HUP, SIGHUP, USR1) or a number.
+    #[arg(long, value_name = "SIG", default_value = "HUP", value_parser = signals::parse_arg, requires = "target", help_heading = "Signal action")]
+    pub signal: Signal,
+    /// Send the signal to every process with this exact name (compared with
+    /// /proc/PID/comm and the basename of argv[0], so names longer than 15 bytes work)
+    /// that is not a descendant of another process with that name.
+    #[arg(long, value_name = "NAME", help_heading = "Signal action")]
+    pub process_name: Option<String>,
+    /// Send the signal to this PID.
+    #[arg(long, value_name = "PID", help_heading = "Signal action")]
+    pub pid: Option<i32>,
+    /// Send the signal to the PID written in this file (re-read at every change).
+    #[arg(long, value_name = "FILE", help_heading = "Signal action")]
+    pub pid_file: Option<PathBuf>,
+
+    /// Command run through `sh -c`, with REKINDLE_DIR (the changed directory) and
+    /// REKINDLE_DIGEST (its content digest) in the environment.
+    #[arg(long, value_name = "CMD", help_heading = "Exec action")]
+    pub exec: Option<String>,
+    /// How long --exec may run before it is killed (with everything it started).
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = duration::parse_arg, help_heading = "Exec action")]
+    pub exec_timeout: Duration,
+
+    /// URL to call (http:// only; `user:pass@` becomes basic auth and is never logged).
+    /// Repeat for several.
+    #[arg(long = "webhook-url", value_name = "URL", num_args = 1.., value_parser = parse_url, help_heading = "Webhook action")]
+    pub webhook_url: Vec<WebhookUrl>,
+    /// HTTP method.
+    #[arg(long, value_name = "METHOD", default_value = "POST", value_parser = parse_method, help_heading = "Webhook action")]
+    pub webhook_method: hyper::Method,
+    /// The status code that counts as success.
+    #[arg(
+        long,
+        value_name = "CODE",
+        default_value_t = 200,
+        help_heading = "Webhook action"
+    )]
+    pub webhook_status_code: u16,
+    /// Retries after a failed call (so at most N+1 attempts), with exponential backoff
+    /// and jitter. A newer change cancels retries still pending for an older one.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 3,
+        help_heading = "Webhook action"
+    )]
+    pub webhook_retries: u32,
+    /// Deadline of one call: connect, send, and receive the response status.
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = duration::parse_arg, help_heading = "Webhook action")]
+    pub webhook_timeout: Duration,
+    /// Delay before the first retry; doubled for each further retry (at most 30s).
+    #[arg(long, value_name = "DUR", default_value = "1s", value_parser = duration::parse_arg, help_heading = "Webhook action")]
+    pub webhook_backoff: Duration,
+
+    #[command(flatten)]
+    pub validate: ValidateArgs,
+
+    /// Serve /metrics, /healthz and /readyz on this address (`:9533`, `127.0.0.1:9533`).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Run the actions once for the first read at start, too.
+    #[arg(long)]
+    pub reload_on_start: bool,
+    /// Safety-net interval: re-read the directories this often even without events.
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = duration::parse_arg)]
+    pub rescan_interval: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnChange {
+    /// Send --signal to the program.
+    Signal,
+    /// Stop the program and start it again.
+    Restart,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Directory to watch; repeat for several.
+    #[arg(long = "watch", value_name = "DIR", required = true, num_args = 1)]
+    pub dirs: Vec<PathBuf>,
+    /// What to do on a change.
+    #[arg(long, value_enum, default_value = "signal")]
+    pub on_change: OnChange,
+    /// Signal sent on a change with `--on-change signal`.
+    #[arg(long, value_name = "SIG", default_value = "HUP", value_parser = signals::parse_arg)]
+    pub signal: Signal,
+    /// Signal that stops the program for a restart.
+    #[arg(long, value_name = "SIG", default_value = "TERM", value_parser = signals::parse_arg)]
+    pub stop_signal: Signal,
+    /// How long to wait after --stop-signal before SIGKILL.
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = duration::parse_arg)]
+    pub stop_timeout: Duration,
+    #[command(flatten)]
+    pub validate: ValidateArgs,
+    /// Serve /metrics, /healthz and /readyz on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Safety-net interval: re-read the directories this often even without events.
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = duration::parse_arg)]
+    pub rescan_interval: Duration,
+    /// The program to run, and its arguments (after `--`).
+    #[arg(last = true, required = true, value_name = "PROGRAM")]
+    pub command: Vec<OsString>,
+}
+
+pub fn parse_url(text: &str) -> Result<WebhookUrl, String> {
+    WebhookUrl::parse(text).map_err(|e| e.to_string())
+}
+
+pub fn parse_method(text: &str) -> Result<hyper::Method, String> {
+    hyper::Method::from_bytes(text.to_ascii_uppercase().as_bytes())
+        .map_err(|_| format!("invalid HTTP method {text:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn watch_needs_an_action() {
+        let err = Cli::try_parse_from(["rekindle", "watch", "--dir", "/x"]).expect_err("no action");
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn signal_needs_a_target() {
+        let err = Cli::try_parse_from([
+            "rekindle", "watch", "--dir", "/x", "--signal", "USR1", "--exec", "true",
+        ])
+        .expect_err("signal without target");
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn watch_full() {
+        let cli = Cli::try_parse_from([
+            "rekindle",
+            "watch",
+            "--dir",
+            "/a",
+            "--dir",
+            "/b",
+            "--process-name",
+            "nginx",
+            "--signal",
+            "SIGUSR1",
+            "--webhook-url",
+            "http://127.0.0.1:1/x",
+            "--log-format",
+            "json",
+        ])
+        .expect("parse");
+        assert_eq!(cli.log.log_format, LogFormat::Json);
+        let Command::Watch(w) = cli.command else {
+            panic!("not watch")
+        };
+        assert_eq!(w.dirs.len(), 2);
+        assert_eq!(w.signal, Signal::USR1);
+        assert_eq!(w.webhook_url.len(), 1);
+    }
+
+    #[test]
+    fn run_takes_the_program_after_dashes() {
+        let cli = Cli::try_parse_from([
+            "rekindle",
+            "run",
+            "--watch",
+            "/a",
+            "--on-change",
+            "restart",
+            "--",
+            "sleep",
+            "-x",
+        ])
+        .expect("parse");
+        let Command::Run(r) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(r.on_change, OnChange::Restart);
+        assert_eq!(
+            r.command,
+            vec![OsString::from("sleep"), OsString::from("-x")]
+        );
+    }
+}
