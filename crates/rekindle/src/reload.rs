@@ -215,14 +215,32 @@ impl<T: Send + Sync + 'static> ReloadableBuilder<T> {
     /// Reads `dir` once and starts from it as version 1; fails with the reason if the
     /// directory cannot be read or its content is not valid.
     pub fn load(self, dir: impl AsRef<Path>) -> Result<Reloadable<T>, ReloadError> {
-        let dir = dir.as_ref();
+        let first = self.read_first(dir.as_ref())?;
+        Ok(Reloadable::new(self, first, 2))
+    }
+
+    /// Reads `dir` once and starts from it as version 1 when it is valid; otherwise
+    /// starts from `fallback` as version 0 with the reason in [`Reloadable::last_error`].
+    /// For services that must come up even when their config is missing or broken.
+    pub fn load_or(self, dir: impl AsRef<Path>, fallback: T) -> Reloadable<T> {
+        match self.read_first(dir.as_ref()) {
+            Ok(first) => Reloadable::new(self, first, 2),
+            Err(error) => {
+                tracing::warn!(%error, "starting from the built-in config");
+                let config = self.build(fallback);
+                config.record_error(error);
+                config
+            }
+        }
+    }
+
+    fn read_first(&self, dir: &Path) -> Result<Versioned<T>, ReloadError> {
         let snapshot = Snapshot::read(dir).map_err(|error| ReloadError::Read {
             dir: dir.to_owned(),
             error: Arc::new(error),
         })?;
         let value = check(&self.decode, &self.validators, &snapshot)?;
-        let first = Versioned::new(1, Some(*snapshot.digest()), value);
-        Ok(Reloadable::new(self, first, 2))
+        Ok(Versioned::new(1, Some(*snapshot.digest()), value))
     }
 }
 

@@ -1,0 +1,61 @@
+//! The HTTP contract: `/health`, `/config`, `/feature/{name}`, plus `/metrics`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Json};
+use axum::routing::get;
+use prometheus_client::registry::Registry;
+use rekindle::Reloadable;
+use serde_json::{Value, json};
+
+use crate::settings::Settings;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Reloadable<Settings>,
+    pub registry: Arc<Registry>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/config", get(config))
+        .route("/feature/{name}", get(feature))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({"status": "healthy"}))
+}
+
+async fn config(State(state): State<AppState>) -> Json<Value> {
+    // One load: version and settings come from the same config even mid-reload.
+    let current = state.config.current();
+    Json(json!({
+        "version": current.version(),
+        "settings": current.value(),
+        "last_error": state.config.last_error().map(|e| e.to_string()),
+    }))
+}
+
+async fn feature(State(state): State<AppState>, Path(name): Path<String>) -> Json<Value> {
+    let enabled = state.config.load().feature_enabled(&name);
+    Json(json!({"feature": name, "enabled": enabled}))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut body = String::new();
+    // Encoding into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut body, &state.registry);
+    (
+        [(
+            CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+}
