@@ -9,7 +9,7 @@ use rekindle::{DirWatcher, WatchEvent, WatchOptions};
 use support::{Probe, Volume, as_map, emulated, payload};
 
 fn volume() -> impl Volume {
-    emulated::Emulated
+    support::kubelet()
 }
 
 fn options() -> WatchOptions {
@@ -21,6 +21,7 @@ fn options() -> WatchOptions {
 }
 
 #[test]
+#[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn each_swap_is_reported_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let vol = volume();
@@ -49,6 +50,7 @@ fn each_swap_is_reported_exactly_once() {
 }
 
 #[test]
+#[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn added_removed_and_nested_keys() {
     let dir = tempfile::tempdir().unwrap();
     let vol = volume();
@@ -129,6 +131,7 @@ fn plain_directory_is_read_after_writes_settle() {
 }
 
 #[test]
+#[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn fifty_rapid_swaps_end_on_the_final_content() {
     let dir = tempfile::tempdir().unwrap();
     let vol = volume();
@@ -149,6 +152,7 @@ fn fifty_rapid_swaps_end_on_the_final_content() {
 }
 
 #[test]
+#[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn missing_directory_is_waited_for() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("later");
@@ -163,6 +167,7 @@ fn missing_directory_is_waited_for() {
 }
 
 #[test]
+#[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn directory_deleted_and_recreated() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("vol");
@@ -183,6 +188,7 @@ fn directory_deleted_and_recreated() {
 }
 
 #[test]
+#[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn directory_replaced_by_rename_is_followed() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("vol");
@@ -224,6 +230,7 @@ fn escaping_symlink_is_reported_and_last_snapshot_kept() {
 }
 
 #[test]
+#[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn forced_polling_still_sees_swaps() {
     let dir = tempfile::tempdir().unwrap();
     let vol = volume();

@@ -7,6 +7,10 @@
 //! one change per kubelet swap, none for a content-identical rewrite, and correctness
 //! after any missed event, since a later read always catches up.
 //!
+//! A directory once seen with `..data` is a kubelet volume for good: a read that finds
+//! no `..data` there (the volume recreated but not yet written, or being torn down) is
+//! not reported.
+//!
 //! The watcher runs on a thread of its own and needs no async runtime.
 
 mod classify;
@@ -164,6 +168,7 @@ impl DirWatcher {
             last: None,
             last_error: None,
             missing_reported: false,
+            kubelet_volume: false,
             pending: None,
             next_tick: Instant::now(),
         };
@@ -237,6 +242,8 @@ struct Worker<H> {
     last_error: Option<String>,
     /// Whether the current absence of the directory was reported already.
     missing_reported: bool,
+    /// Whether the directory has been seen as a kubelet volume (with `..data`).
+    kubelet_volume: bool,
     pending: Option<Pending>,
     next_tick: Instant,
 }
@@ -393,6 +400,16 @@ impl<H: FnMut(WatchEvent)> Worker<H> {
         self.pending = None;
         match Snapshot::read(&self.dir) {
             Ok(snapshot) => {
+                // A kubelet volume always has `..data`, even for an empty ConfigMap. Once
+                // seen, a state without it is the volume being set up (created empty,
+                // not yet written) or torn down: not content to report. The `..data`
+                // that follows brings the next read.
+                if fs::symlink_metadata(self.dir.join(DATA_LINK)).is_ok() {
+                    self.kubelet_volume = true;
+                } else if self.kubelet_volume {
+                    tracing::debug!(dir = %self.dir.display(), "volume without ..data (being set up or torn down); waiting");
+                    return;
+                }
                 self.last_error = None;
                 self.ready.store(true, Ordering::Release);
                 if self

@@ -92,3 +92,22 @@ pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
 pub trait Volume {
     fn publish(&self, dir: &Path, payload: &BTreeMap<String, Vec<u8>>);
 }
+
+/// The kubelet's own AtomicWriter (built by `scripts/provision-k8s.sh`). Tests that use
+/// it are `#[ignore]`d for a plain `cargo test` and run by `scripts/test`.
+pub struct Kubelet(rekindle_testenv::KubeletWriter);
+
+pub fn kubelet() -> Kubelet {
+    Kubelet(
+        rekindle_testenv::KubeletWriter::locate()
+            .unwrap_or_else(|e| panic!("{e} (run scripts/provision-k8s.sh)")),
+    )
+}
+
+impl Volume for Kubelet {
+    fn publish(&self, dir: &Path, payload: &BTreeMap<String, Vec<u8>>) {
+        // The kubelet creates the volume directory before its first write.
+        std::fs::create_dir_all(dir).unwrap();
+        self.0.write(dir, payload).unwrap();
+    }
+}
