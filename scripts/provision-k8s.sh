@@ -7,7 +7,8 @@
 # Idempotent: binaries are cached in ~/.cache/rekindle/k8s-1.20.2/ (or
 # $REKINDLE_K8S_BIN) and rebuilt only when missing; the writer is rebuilt when
 # its source changes. The first run takes about 12 minutes on 2 cores.
-set -euo pipefail
+# -E: the ERR trap below also fires inside functions.
+set -Eeuo pipefail
 
 readonly K8S_VERSION=1.20.2
 REPO_ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -78,7 +79,7 @@ install_packages() {
 # Debian versions this upstream release as 1.20.5+really1.20.2 (a 1.20.5 upload
 # that was reverted), so accept an optional `+really` prefix.
 source_version() {
-    apt-cache showsrc kubernetes 2>/dev/null \
+    { apt-cache showsrc kubernetes 2>/dev/null || true; } \
         | sed -n -E "s/^Version: (([^ ]*really)?${K8S_VERSION//./\\.}[-+][^ ]*)$/\1/p" | head -n1
 }
 
@@ -192,6 +193,7 @@ link_etcd() {
 
 main() {
     install_packages
+    step "prepare ${BIN_DIR}"
     mkdir -p "${BIN_DIR}"
 
     local need_cp=0 need_writer=0
