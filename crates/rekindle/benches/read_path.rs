@@ -1,8 +1,12 @@
-//! The reader's cost: `Reloadable::load`/`current` against the usual `RwLock<Arc<T>>`,
-//! measured in the same run, with one thread and with a second thread reading the same
-//! config at the same time (the case where a lock's shared counter bounces between cores).
+//! The reader's cost against the usual `RwLock<Arc<T>>`, measured in the same run, with
+//! one thread and with a second thread reading the same config at the same time (where a
+//! lock's shared reader count bounces between cores).
+//!
+//! * `rekindle_reader`: `Reader::load`, one reader per thread (the hot-path API)
+//! * `rekindle_load`: `Reloadable::load`, a short-lived guard
+//! * `rekindle_current_arc`: `Reloadable::current`, an `Arc` to keep
+//! * `rwlock_read`, `rwlock_clone_arc`: the baseline, borrowed and cloned
 
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -15,35 +19,35 @@ use rekindle::Reloadable;
 #[derive(Debug)]
 struct Settings {
     max_connections: u32,
-    #[allow(dead_code)]
-    features: HashMap<String, bool>,
 }
 
 fn settings() -> Settings {
     Settings {
         max_connections: 100,
-        features: HashMap::from([("a".to_owned(), true)]),
     }
 }
 
-/// Times `iters` calls of `read` on this thread while `contenders` other threads call it
-/// in a loop.
-fn timed<F>(iters: u64, contenders: usize, read: F) -> Duration
+/// Times `iters` reads on this thread while `contenders` other threads read in a loop.
+/// `make` builds each thread's own read function (a reader is per thread).
+fn timed<M, R>(iters: u64, contenders: usize, make: M) -> Duration
 where
-    F: Fn() -> u32 + Send + Sync + Clone + 'static,
+    M: Fn() -> R + Send + Clone + 'static,
+    R: FnMut() -> u32,
 {
     let stop = Arc::new(AtomicBool::new(false));
     let others: Vec<_> = (0..contenders)
         .map(|_| {
             let stop = stop.clone();
-            let read = read.clone();
+            let make = make.clone();
             thread::spawn(move || {
+                let mut read = make();
                 while !stop.load(Ordering::Relaxed) {
                     black_box(read());
                 }
             })
         })
         .collect();
+    let mut read = make();
     let start = Instant::now();
     for _ in 0..iters {
         black_box(read());
@@ -61,37 +65,63 @@ fn read_path(c: &mut Criterion) {
     let rwlock = Arc::new(RwLock::new(Arc::new(settings())));
 
     for threads in [1usize, 2] {
+        let contenders = threads - 1;
         let mut group = c.benchmark_group(format!("read_path/{threads}_threads"));
         let r = reloadable.clone();
-        group.bench_function("rekindle_load", |b| {
-            b.iter_custom(|iters| {
+        group.bench_function("rekindle_reader", move |b| {
+            let r = r.clone();
+            b.iter_custom(move |iters| {
                 let r = r.clone();
-                timed(iters, threads - 1, move || r.load().max_connections)
+                timed(iters, contenders, move || {
+                    let mut reader = r.reader();
+                    move || reader.load().max_connections
+                })
             })
         });
         let r = reloadable.clone();
-        group.bench_function("rekindle_current_arc", |b| {
-            b.iter_custom(|iters| {
+        group.bench_function("rekindle_load", move |b| {
+            let r = r.clone();
+            b.iter_custom(move |iters| {
                 let r = r.clone();
-                timed(iters, threads - 1, move || r.current().max_connections)
+                timed(iters, contenders, move || {
+                    let r = r.clone();
+                    move || r.load().max_connections
+                })
             })
         });
-        let l = rwlock.clone();
-        group.bench_function("rwlock_read", |b| {
-            b.iter_custom(|iters| {
-                let l = l.clone();
-                timed(iters, threads - 1, move || {
-                    l.read().expect("not poisoned").max_connections
+        let r = reloadable.clone();
+        group.bench_function("rekindle_current_arc", move |b| {
+            let r = r.clone();
+            b.iter_custom(move |iters| {
+                let r = r.clone();
+                timed(iters, contenders, move || {
+                    let r = r.clone();
+                    move || r.current().max_connections
                 })
             })
         });
         let l = rwlock.clone();
-        group.bench_function("rwlock_clone_arc", |b| {
-            b.iter_custom(|iters| {
+        group.bench_function("rwlock_read", move |b| {
+            let l = l.clone();
+            b.iter_custom(move |iters| {
                 let l = l.clone();
-                timed(iters, threads - 1, move || {
-                    let arc = l.read().expect("not poisoned").clone();
-                    arc.max_connections
+                timed(iters, contenders, move || {
+                    let l = l.clone();
+                    move || l.read().expect("not poisoned").max_connections
+                })
+            })
+        });
+        let l = rwlock.clone();
+        group.bench_function("rwlock_clone_arc", move |b| {
+            let l = l.clone();
+            b.iter_custom(move |iters| {
+                let l = l.clone();
+                timed(iters, contenders, move || {
+                    let l = l.clone();
+                    move || {
+                        let arc = l.read().expect("not poisoned").clone();
+                        arc.max_connections
+                    }
                 })
             })
         });

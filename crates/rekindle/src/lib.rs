@@ -17,6 +17,7 @@ pub mod watch;
 
 pub use metrics::ReloadMetrics;
 pub use reload::{
-    Applied, ReloadError, Reloadable, ReloadableBuilder, RollbackError, ValidationError, Versioned,
+    Applied, Reader, ReloadError, Reloadable, ReloadableBuilder, RollbackError, ValidationError,
+    Versioned,
 };
 pub use watch::{Change, DirWatcher, WatchError, WatchEvent, WatchOptions};

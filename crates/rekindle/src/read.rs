@@ -213,7 +213,9 @@ impl TreeReader {
                 continue;
             }
             let key = format!("{prefix}{name}");
-            match self.read_entry(&path, &key, depth) {
+            // The type comes with the directory listing on common filesystems: no stat.
+            let file_type = entry.file_type().map_err(|e| SnapshotError::io(&path, e))?;
+            match self.read_entry(&path, file_type, &key, depth) {
                 Err(e) if self.mode == Mode::Plain && e.is_race() => continue,
                 other => other?,
             }
@@ -221,10 +223,19 @@ impl TreeReader {
         Ok(())
     }
 
-    fn read_entry(&mut self, path: &Path, key: &str, depth: usize) -> Result<(), SnapshotError> {
-        let file_type = fs::symlink_metadata(path)
-            .map_err(|e| SnapshotError::io(path, e))?
-            .file_type();
+    fn read_entry(
+        &mut self,
+        path: &Path,
+        file_type: fs::FileType,
+        key: &str,
+        depth: usize,
+    ) -> Result<(), SnapshotError> {
+        if file_type.is_file() {
+            // The common case inside a kubelet volume's data directory.
+            let bytes = fs::read(path).map_err(|e| SnapshotError::io(path, e))?;
+            self.entries.insert(key.to_owned(), bytes);
+            return Ok(());
+        }
         let resolved = if file_type.is_symlink() {
             self.follow(path)?
         } else {

@@ -280,3 +280,22 @@ fn missing_directory_is_reported_then_loaded() {
     assert!(watch.is_ready());
     assert!(config.last_error().is_none());
 }
+
+#[test]
+fn a_reader_follows_each_new_version() {
+    let config = validated().build(Settings {
+        app: App {
+            name: "builtin".into(),
+        },
+        limits: Limits { max: 1 },
+        db: Db { pool: 1 },
+    });
+    let mut reader = config.reader();
+    assert_eq!(reader.load().version(), 0);
+    config.apply(&Snapshot::from_entries(good("a", 1))).unwrap();
+    assert_eq!(reader.load().app.name, "a");
+    config.apply(&Snapshot::from_entries(good("b", 2))).unwrap();
+    config.rollback().unwrap();
+    let seen = reader.load();
+    assert_eq!((seen.version(), seen.app.name.as_str()), (1, "a"));
+}
