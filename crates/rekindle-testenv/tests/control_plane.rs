@@ -46,22 +46,31 @@ where
     serde_json::from_value(value).expect("valid object")
 }
 
-async fn replica_set_hashes(replica_sets: &Api<ReplicaSet>) -> Result<BTreeSet<String>, String> {
-    let list = replica_sets
-        .list(&ListParams::default().labels("app=web"))
-        .await
-        .map_err(|err| err.to_string())?;
-    Ok(list
-        .items
-        .iter()
-        .filter_map(|rs| {
-            rs.metadata
-                .labels
-                .as_ref()?
-                .get("pod-template-hash")
-                .cloned()
-        })
-        .collect())
+/// The pod-template hashes of the `app=web` ReplicaSets, once there are `count`.
+async fn replica_sets_eventually(replica_sets: &Api<ReplicaSet>, count: usize) -> BTreeSet<String> {
+    eventually(&format!("{count} ReplicaSet(s)"), || async {
+        let list = replica_sets
+            .list(&ListParams::default().labels("app=web"))
+            .await
+            .map_err(|err| err.to_string())?;
+        let hashes: BTreeSet<String> = list
+            .items
+            .iter()
+            .filter_map(|rs| {
+                rs.metadata
+                    .labels
+                    .as_ref()?
+                    .get("pod-template-hash")
+                    .cloned()
+            })
+            .collect();
+        if hashes.len() == count {
+            Ok(hashes)
+        } else {
+            Err(format!("{hashes:?}"))
+        }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -86,15 +95,7 @@ async fn patched_deployment_gets_a_second_replica_set() {
         .await
         .expect("create deployment");
 
-    let first = eventually("the first ReplicaSet", || async {
-        let hashes = replica_set_hashes(&replica_sets).await?;
-        if hashes.len() == 1 {
-            Ok(hashes)
-        } else {
-            Err(format!("{hashes:?}"))
-        }
-    })
-    .await;
+    let first = replica_sets_eventually(&replica_sets, 1).await;
 
     // What a rolling restart does: change the pod template.
     let patch = json!({"spec": {"template": {"metadata": {"annotations": {
@@ -105,15 +106,7 @@ async fn patched_deployment_gets_a_second_replica_set() {
         .await
         .expect("strategic-merge patch");
 
-    let both = eventually("a second ReplicaSet", || async {
-        let hashes = replica_set_hashes(&replica_sets).await?;
-        if hashes.len() == 2 {
-            Ok(hashes)
-        } else {
-            Err(format!("{hashes:?}"))
-        }
-    })
-    .await;
+    let both = replica_sets_eventually(&replica_sets, 2).await;
     assert!(
         first.is_subset(&both),
         "the first ReplicaSet stays: {first:?} in {both:?}"

@@ -22,6 +22,12 @@ fn link(path: &Path) -> PathBuf {
     std::fs::read_link(path).unwrap_or_else(|err| panic!("{} is a symlink: {err}", path.display()))
 }
 
+/// The permission bits of the file `path` leads to.
+fn mode(path: &Path) -> u32 {
+    let meta = std::fs::metadata(path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    meta.permissions().mode() & 0o777
+}
+
 #[test]
 #[ignore = "needs scripts/provision-k8s.sh"]
 fn writes_data_link_to_a_timestamp_dir_and_user_visible_links() {
@@ -55,11 +61,7 @@ fn writes_data_link_to_a_timestamp_dir_and_user_visible_links() {
         std::fs::read_to_string(dir.join("dir/file")).expect("read"),
         "nested"
     );
-    let mode = std::fs::metadata(dir.join("app.conf"))
-        .expect("stat")
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o644);
+    assert_eq!(mode(&dir.join("app.conf")), 0o644);
 
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("list")
@@ -128,11 +130,7 @@ fn removed_keys_disappear_and_modes_apply() {
         std::fs::symlink_metadata(dir.join("drop")).is_err(),
         "drop is gone"
     );
-    let mode = std::fs::metadata(dir.join("keep"))
-        .expect("stat")
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(mode(&dir.join("keep")), 0o600);
 }
 
 #[test]
