@@ -1,4 +1,5 @@
 //! The reload pipeline end to end: kubelet-style swaps → watcher → decode → validate → swap.
+#![allow(clippy::unwrap_used)]
 
 mod support;
 

@@ -1,4 +1,5 @@
 //! Readers racing reloads never see a mix of two configs.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};

@@ -1,4 +1,5 @@
 //! The watcher against directories written the way the kubelet writes them.
+#![allow(clippy::unwrap_used)]
 
 mod support;
 
