@@ -22,7 +22,11 @@ use tempfile::TempDir;
 use crate::binaries::{self, MissingBinary};
 use crate::certs::{self, Pki};
 use crate::ports::free_ports;
-use crate::process::{Process, SpawnError};
+use crate::process::Process;
+
+// The sources of [`Error`]'s variants, nameable by callers.
+pub use crate::certs::Error as CertsError;
+pub use crate::process::SpawnError;
 
 /// The ServiceAccount token issuer, and the audience tokens are minted for.
 const ISSUER: &str = "https://kubernetes.default.svc";
@@ -51,7 +55,7 @@ pub enum Error {
     },
     /// Key or certificate generation failed.
     #[error("generating keys and certificates: {0}")]
-    Certs(#[from] certs::Error),
+    Certs(#[from] CertsError),
     /// A process could not be started at all.
     #[error(transparent)]
     Spawn(#[from] SpawnError),
