@@ -90,13 +90,17 @@ impl ReloadMetrics {
         self.last_success.set(unix.as_secs_f64());
     }
 
-    pub(crate) fn failed(&self, elapsed: Duration) {
+    /// Counts a failed reload; `elapsed` is `None` when nothing was decoded (the directory
+    /// could not be read), so the duration histogram only holds real reload attempts.
+    pub(crate) fn failed(&self, elapsed: Option<Duration>) {
         self.reloads
             .get_or_create(&ResultLabel {
                 result: Outcome::Failure,
             })
             .inc();
-        self.duration.observe(elapsed.as_secs_f64());
+        if let Some(elapsed) = elapsed {
+            self.duration.observe(elapsed.as_secs_f64());
+        }
     }
 
     pub(crate) fn set_version(&self, version: u64) {

@@ -449,7 +449,7 @@ impl<T: Send + Sync + 'static> Reloadable<T> {
             Err(error) => {
                 tracing::warn!(%error, keeping = current.version, "config change rejected");
                 if let Some(metrics) = &self.shared.metrics {
-                    metrics.failed(started.elapsed());
+                    metrics.failed(Some(started.elapsed()));
                 }
                 let error = Arc::new(error);
                 writer.last_error = Some(error.clone());
@@ -475,7 +475,7 @@ impl<T: Send + Sync + 'static> Reloadable<T> {
     /// Records a failure that happened before decoding (the directory could not be read).
     pub fn record_error(&self, error: ReloadError) {
         if let Some(metrics) = &self.shared.metrics {
-            metrics.failed(std::time::Duration::ZERO);
+            metrics.failed(None);
         }
         lock(&self.shared.writer).last_error = Some(Arc::new(error));
     }
