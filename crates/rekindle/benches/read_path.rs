@@ -13,7 +13,8 @@ use std::sync::{Arc, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use rekindle::Reloadable;
 
 #[derive(Debug)]
@@ -60,6 +61,18 @@ where
     elapsed
 }
 
+/// Adds one benchmark: `make` builds a thread's read function, run by `timed`.
+fn bench<M, R>(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, contenders: usize, make: M)
+where
+    M: Fn() -> R + Send + Clone + 'static,
+    R: FnMut() -> u32,
+{
+    group.bench_function(name, move |b| {
+        let make = make.clone();
+        b.iter_custom(move |iters| timed(iters, contenders, make.clone()))
+    });
+}
+
 fn read_path(c: &mut Criterion) {
     let reloadable = Reloadable::builder_with(|_| Ok(settings())).build(settings());
     let rwlock = Arc::new(RwLock::new(Arc::new(settings())));
@@ -68,62 +81,32 @@ fn read_path(c: &mut Criterion) {
         let contenders = threads - 1;
         let mut group = c.benchmark_group(format!("read_path/{threads}_threads"));
         let r = reloadable.clone();
-        group.bench_function("rekindle_reader", move |b| {
-            let r = r.clone();
-            b.iter_custom(move |iters| {
-                let r = r.clone();
-                timed(iters, contenders, move || {
-                    let mut reader = r.reader();
-                    move || reader.load().max_connections
-                })
-            })
+        bench(&mut group, "rekindle_reader", contenders, move || {
+            let mut reader = r.reader();
+            move || reader.load().max_connections
         });
         let r = reloadable.clone();
-        group.bench_function("rekindle_load", move |b| {
+        bench(&mut group, "rekindle_load", contenders, move || {
             let r = r.clone();
-            b.iter_custom(move |iters| {
-                let r = r.clone();
-                timed(iters, contenders, move || {
-                    let r = r.clone();
-                    move || r.load().max_connections
-                })
-            })
+            move || r.load().max_connections
         });
         let r = reloadable.clone();
-        group.bench_function("rekindle_current_arc", move |b| {
+        bench(&mut group, "rekindle_current_arc", contenders, move || {
             let r = r.clone();
-            b.iter_custom(move |iters| {
-                let r = r.clone();
-                timed(iters, contenders, move || {
-                    let r = r.clone();
-                    move || r.current().max_connections
-                })
-            })
+            move || r.current().max_connections
         });
         let l = rwlock.clone();
-        group.bench_function("rwlock_read", move |b| {
+        bench(&mut group, "rwlock_read", contenders, move || {
             let l = l.clone();
-            b.iter_custom(move |iters| {
-                let l = l.clone();
-                timed(iters, contenders, move || {
-                    let l = l.clone();
-                    move || l.read().expect("not poisoned").max_connections
-                })
-            })
+            move || l.read().expect("not poisoned").max_connections
         });
         let l = rwlock.clone();
-        group.bench_function("rwlock_clone_arc", move |b| {
+        bench(&mut group, "rwlock_clone_arc", contenders, move || {
             let l = l.clone();
-            b.iter_custom(move |iters| {
-                let l = l.clone();
-                timed(iters, contenders, move || {
-                    let l = l.clone();
-                    move || {
-                        let arc = l.read().expect("not poisoned").clone();
-                        arc.max_connections
-                    }
-                })
-            })
+            move || {
+                let arc = l.read().expect("not poisoned").clone();
+                arc.max_connections
+            }
         });
         group.finish();
     }

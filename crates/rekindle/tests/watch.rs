@@ -13,6 +13,19 @@ fn volume() -> impl Volume {
     support::kubelet()
 }
 
+/// Publishes `initial` into `dir`, starts a watcher on it and consumes the first read.
+fn watched(
+    vol: &impl Volume,
+    dir: &std::path::Path,
+    initial: &[(&str, &str)],
+) -> (Probe, DirWatcher) {
+    vol.publish(dir, &payload(initial));
+    let (probe, handler) = Probe::new();
+    let watcher = DirWatcher::spawn(dir, options(), handler).unwrap();
+    assert_eq!(as_map(&probe.change()), payload(initial));
+    (probe, watcher)
+}
+
 fn options() -> WatchOptions {
     WatchOptions {
         quiet_period: Duration::from_millis(50),
@@ -136,10 +149,7 @@ fn plain_directory_is_read_after_writes_settle() {
 fn fifty_rapid_swaps_end_on_the_final_content() {
     let dir = tempfile::tempdir().unwrap();
     let vol = volume();
-    vol.publish(dir.path(), &payload(&[("n", "0")]));
-    let (probe, handler) = Probe::new();
-    let _watcher = DirWatcher::spawn(dir.path(), options(), handler).unwrap();
-    probe.change();
+    let (probe, _watcher) = watched(&vol, dir.path(), &[("n", "0")]);
     let mut last = None;
     for n in 1..=50 {
         let p = payload(&[("n", &n.to_string()), ("other", "x")]);
@@ -173,10 +183,7 @@ fn directory_deleted_and_recreated() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("vol");
     let vol = volume();
-    vol.publish(&dir, &payload(&[("k", "1")]));
-    let (probe, handler) = Probe::new();
-    let _watcher = DirWatcher::spawn(&dir, options(), handler).unwrap();
-    probe.change();
+    let (probe, _watcher) = watched(&vol, &dir, &[("k", "1")]);
     fs::remove_dir_all(&dir).unwrap();
     assert!(matches!(probe.next(), WatchEvent::Missing { .. }));
     let p = payload(&[("k", "2")]);
@@ -194,10 +201,7 @@ fn directory_replaced_by_rename_is_followed() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("vol");
     let vol = volume();
-    vol.publish(&dir, &payload(&[("k", "1")]));
-    let (probe, handler) = Probe::new();
-    let _watcher = DirWatcher::spawn(&dir, options(), handler).unwrap();
-    probe.change();
+    let (probe, _watcher) = watched(&vol, &dir, &[("k", "1")]);
     let staged = parent.path().join("staged");
     vol.publish(&staged, &payload(&[("k", "2")]));
     fs::rename(&dir, parent.path().join("old")).unwrap();
