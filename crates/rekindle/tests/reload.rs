@@ -5,7 +5,6 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -225,9 +224,12 @@ fn metrics_count_reloads_and_show_the_version() {
     assert!(stamp.parse::<f64>().unwrap() > 1.7e9, "{stamp}");
 }
 
+#[cfg(feature = "tokio")]
 #[test]
 #[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn callbacks_and_subscribers_see_each_change() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
     let dir = tempfile::tempdir().unwrap();
     let vol = support::kubelet();
     vol.publish(dir.path(), &good("v1", 1));
