@@ -541,6 +541,11 @@ impl<T: Send + Sync + 'static> Reloadable<T> {
     fn on_watch_event(&self, event: WatchEvent) {
         match event {
             WatchEvent::Changed(change) => {
+                if let Some(previous) = &change.previous {
+                    // Key names only: values may be Secret material.
+                    let diff = previous.diff(&change.snapshot);
+                    tracing::info!(dir = %change.dir.display(), digest = %change.snapshot.digest().short(), %diff, "config change detected");
+                }
                 // The outcome is logged, counted and kept in `last_error` by `apply`.
                 let _ = self.apply(&change.snapshot);
             }
