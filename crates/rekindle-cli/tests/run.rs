@@ -1,0 +1,251 @@
+//! `rekindle run`: the supervised program reloaded, restarted, signalled, and
+//! its exit status passed on.
+
+mod support;
+
+use std::fs;
+
+use rustix::process::Signal;
+use support::{COUNTER_SCRIPT, Rekindle, Volume, count_lines, wait_for};
+
+fn counter_script(dir: &std::path::Path) -> (String, std::path::PathBuf) {
+    let script = dir.join("counter.sh");
+    fs::write(&script, COUNTER_SCRIPT).expect("script");
+    (script.display().to_string(), dir.join("child.signals"))
+}
+
+#[test]
+fn signal_mode_reloads_the_child_once_per_change() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let volume = Volume::new(tmp.path());
+    volume.write(&[("conf", "1")]);
+    let (script, out) = counter_script(tmp.path());
+    let out_s = out.display().to_string();
+    let rk = Rekindle::start(
+        &[
+            "run",
+            "--watch",
+            volume.dir.to_str().expect("utf8"),
+            "--",
+            "bash",
+            &script,
+            &out_s,
+        ],
+        tmp.path(),
+    );
+    wait_for("the child to start", || count_lines(&out, "ready") == 1);
+    rk.wait_log("watching", 1);
+    for i in 1..=3 {
+        volume.write(&[("conf", &format!("{}", i + 1))]);
+        wait_for("one HUP per change", || count_lines(&out, "HUP") == i);
+    }
+    rk.wait_log("config change applied", 3);
+    assert_eq!(count_lines(&out, "HUP"), 3);
+}
+
+#[test]
+fn restart_mode_starts_a_new_child() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let volume = Volume::new(tmp.path());
+    volume.write(&[("conf", "1")]);
+    let starts = tmp.path().join("starts");
+    let program = format!("echo $$ >> {}; exec sleep 1000", starts.display());
+    let rk = Rekindle::start(
+        &[
+            "run",
+            "--watch",
+            volume.dir.to_str().expect("utf8"),
+            "--on-change",
+            "restart",
+            "--stop-timeout",
+            "5s",
+            "--",
+            "sh",
+            "-c",
+            &program,
+        ],
+        tmp.path(),
+    );
+    let lines = || {
+        fs::read_to_string(&starts)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    wait_for("the first start", || lines() == 1);
+    rk.wait_log("watching", 1);
+    volume.write(&[("conf", "2")]);
+    wait_for("the restart", || lines() == 2);
+    rk.wait_log("config change applied", 1);
+    let pids: Vec<String> = fs::read_to_string(&starts)
+        .expect("starts")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_ne!(pids[0], pids[1]);
+    // The old child is gone (reaped, not a zombie).
+    assert!(!std::path::Path::new(&format!("/proc/{}", pids[0])).exists());
+}
+
+#[test]
+fn restart_kills_a_child_that_ignores_the_stop_signal() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let volume = Volume::new(tmp.path());
+    volume.write(&[("conf", "1")]);
+    let starts = tmp.path().join("starts");
+    let program = format!(
+        "trap '' TERM; echo $$ >> {}; while :; do sleep 1; done",
+        starts.display()
+    );
+    let rk = Rekindle::start(
+        &[
+            "run",
+            "--watch",
+            volume.dir.to_str().expect("utf8"),
+            "--on-change",
+            "restart",
+            "--stop-timeout",
+            "300ms",
+            "--",
+            "sh",
+            "-c",
+            &program,
+        ],
+        tmp.path(),
+    );
+    let lines = || {
+        fs::read_to_string(&starts)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    wait_for("the first start", || lines() == 1);
+    rk.wait_log("watching", 1);
+    volume.write(&[("conf", "2")]);
+    wait_for("the restart", || lines() == 2);
+    rk.wait_log("sending SIGKILL", 1);
+}
+
+#[test]
+fn forwards_signals_and_exits_with_the_child_status() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let volume = Volume::new(tmp.path());
+    volume.write(&[("conf", "1")]);
+    let out = tmp.path().join("got");
+    let program = format!(
+        "trap 'echo USR1 >> {0}' USR1; trap 'echo TERM >> {0}; exit 42' TERM; echo ready >> {0}; while :; do sleep 5 & wait $!; done",
+        out.display()
+    );
+    let mut rk = Rekindle::start(
+        &[
+            "run",
+            "--watch",
+            volume.dir.to_str().expect("utf8"),
+            "--",
+            "bash",
+            "-c",
+            &program,
+        ],
+        tmp.path(),
+    );
+    wait_for("the child", || count_lines(&out, "ready") == 1);
+    rk.wait_log("watching", 1);
+    rk.signal(Signal::USR1);
+    wait_for("USR1 forwarded", || count_lines(&out, "USR1") == 1);
+    rk.signal(Signal::TERM);
+    let status = rk.wait_exit();
+    assert_eq!(status.code(), Some(42), "{}", rk.log_text());
+    assert_eq!(count_lines(&out, "TERM"), 1);
+}
+
+#[test]
+fn killed_child_gives_128_plus_signal() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let volume = Volume::new(tmp.path());
+    volume.write(&[("conf", "1")]);
+    let mut rk = Rekindle::start(
+        &[
+            "run",
+            "--watch",
+            volume.dir.to_str().expect("utf8"),
+            "--",
+            "sh",
+            "-c",
+            "kill -KILL $$",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(rk.wait_exit().code(), Some(137), "{}", rk.log_text());
+}
+
+#[test]
+fn exit_code_passes_through() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut rk = Rekindle::start(
+        &[
+            "run",
+            "--watch",
+            tmp.path().to_str().expect("utf8"),
+            "--",
+            "sh",
+            "-c",
+            "exit 7",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(rk.wait_exit().code(), Some(7), "{}", rk.log_text());
+}
+
+#[test]
+fn validation_failure_keeps_the_child_untouched() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let volume = Volume::new(tmp.path());
+    volume.write(&[("conf", "good 1")]);
+    let (script, out) = counter_script(tmp.path());
+    let out_s = out.display().to_string();
+    let rk = Rekindle::start(
+        &[
+            "run",
+            "--watch",
+            volume.dir.to_str().expect("utf8"),
+            "--validate",
+            "grep -q good \"$REKINDLE_DIR/conf\"",
+            "--",
+            "bash",
+            &script,
+            &out_s,
+        ],
+        tmp.path(),
+    );
+    wait_for("the child", || count_lines(&out, "ready") == 1);
+    rk.wait_log("watching", 1);
+    volume.write(&[("conf", "bad")]);
+    rk.wait_log("validation failed", 1);
+    volume.write(&[("conf", "good 2")]);
+    wait_for("one HUP for the valid change", || {
+        count_lines(&out, "HUP") == 1
+    });
+    rk.wait_log("config change applied", 1);
+    assert_eq!(count_lines(&out, "HUP"), 1);
+}
+
+#[test]
+fn reaps_orphans_as_a_subreaper_would() {
+    // The program leaves a grandchild behind and exits; rekindle must still exit
+    // with the program's status (the orphan belongs to init here, as rekindle is
+    // not PID 1 in tests; the PID 1 path shares the same reaper).
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut rk = Rekindle::start(
+        &[
+            "run",
+            "--watch",
+            tmp.path().to_str().expect("utf8"),
+            "--",
+            "sh",
+            "-c",
+            "sleep 0.1 & exit 3",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(rk.wait_exit().code(), Some(3));
+}

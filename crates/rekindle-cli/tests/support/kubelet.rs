@@ -1,0 +1,102 @@
+//! Volumes updated the way the kubelet updates ConfigMap/Secret volumes.
+//!
+//! With the kubelet's own AtomicWriter available (`rekindle_testenv`'s
+//! `kubelet-writer`, built by `scripts/provision-k8s.sh`) it is used; otherwise an
+//! emulation of the same swap: files in a new `..<timestamp>` directory,
+//! a `..data_tmp` symlink renamed over `..data`, user-visible symlinks
+//! through `..data`, the old directory removed.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rekindle_testenv::kubelet_writer::KubeletWriter;
+
+#[derive(Debug)]
+pub struct Volume {
+    pub dir: PathBuf,
+    writer: Option<KubeletWriter>,
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl Volume {
+    /// A volume under `parent`, written by the real writer if it is provisioned.
+    pub fn new(parent: &Path) -> Volume {
+        Volume {
+            dir: parent.join("volume"),
+            writer: KubeletWriter::locate().ok(),
+        }
+    }
+
+    /// A volume that must use the kubelet's own writer.
+    pub fn real(parent: &Path) -> Volume {
+        let writer = KubeletWriter::locate()
+            .expect("kubelet-writer not provisioned: run scripts/provision-k8s.sh");
+        Volume {
+            dir: parent.join("volume"),
+            writer: Some(writer),
+        }
+    }
+
+    pub fn is_real(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    pub fn write(&self, files: &[(&str, &str)]) {
+        let payload: BTreeMap<String, Vec<u8>> = files
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec()))
+            .collect();
+        // The kubelet creates the volume directory before its first write.
+        fs::create_dir_all(&self.dir).expect("volume dir");
+        match &self.writer {
+            Some(writer) => writer.write(&self.dir, &payload).expect("kubelet-writer"),
+            None => emulate(&self.dir, &payload),
+        }
+    }
+}
+
+/// The AtomicWriter's swap, step by step.
+pub fn emulate(dir: &Path, payload: &BTreeMap<String, Vec<u8>>) {
+    fs::create_dir_all(dir).expect("volume dir");
+    let old = fs::read_link(dir.join("..data")).ok();
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let stamp = format!("..2026_01_01_00_00_00.{}{seq}", std::process::id());
+    let new = dir.join(&stamp);
+    fs::create_dir(&new).expect("timestamped dir");
+    for (key, value) in payload {
+        let path = new.join(key);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).expect("nested dir");
+        }
+        fs::write(path, value).expect("write file");
+    }
+    let tmp = dir.join("..data_tmp");
+    let _ = fs::remove_file(&tmp);
+    symlink(&stamp, &tmp).expect("..data_tmp");
+    fs::rename(&tmp, dir.join("..data")).expect("rename over ..data");
+    for key in payload.keys() {
+        let top = key.split('/').next().unwrap_or(key);
+        let link = dir.join(top);
+        if fs::symlink_metadata(&link).is_err() {
+            symlink(Path::new("..data").join(top), &link).expect("user-visible link");
+        }
+    }
+    // Remove links of keys that are gone, then the old directory.
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with("..")
+                && !payload.keys().any(|k| k.split('/').next() == Some(&name))
+            {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+    if let Some(old) = old {
+        let _ = fs::remove_dir_all(dir.join(old));
+    }
+}

@@ -1,0 +1,228 @@
+//! Test support: volumes updated as the kubelet does, the `rekindle` binary as
+//! a child with its log captured, processes that count the signals they get,
+//! and a loopback HTTP server with scripted answers.
+
+#![allow(dead_code)]
+
+pub mod http;
+pub mod kubelet;
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub use kubelet::Volume;
+
+pub const DEADLINE: Duration = Duration::from_secs(15);
+
+/// Polls `condition` until it holds or `DEADLINE` passes (then panics with `what`).
+pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A running `rekindle`, killed on drop, its stderr in a file.
+#[derive(Debug)]
+pub struct Rekindle {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Rekindle {
+    pub fn command() -> Command {
+        Command::new(env!("CARGO_BIN_EXE_rekindle"))
+    }
+
+    pub fn spawn(mut command: Command, log: PathBuf) -> Rekindle {
+        use std::os::unix::process::CommandExt;
+        let file = fs::File::create(&log).expect("log file");
+        // Its own process group, so that dropping it also ends whatever it
+        // started (a supervised program must not outlive the test).
+        let child = command
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn rekindle");
+        Rekindle { child, log }
+    }
+
+    pub fn start(args: &[&str], dir: &Path) -> Rekindle {
+        let mut command = Self::command();
+        command.args(args);
+        Self::spawn(command, dir.join("rekindle.log"))
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn count_in_log(&self, needle: &str) -> usize {
+        self.log_text().matches(needle).count()
+    }
+
+    /// Waits until the log contains `needle` at least `n` times.
+    pub fn wait_log(&self, needle: &str, n: usize) {
+        let start = Instant::now();
+        while self.count_in_log(needle) < n {
+            if start.elapsed() > DEADLINE {
+                panic!(
+                    "timed out waiting for {n}× {needle:?} in the log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).expect("pid")
+    }
+
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.pid()).expect("pid");
+        rustix::process::kill_process(pid, signal).expect("signal rekindle");
+    }
+
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "rekindle did not exit:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Rekindle {
+    fn drop(&mut self) {
+        if let Some(group) = rustix::process::Pid::from_raw(self.pid()) {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `rekindle` to completion (for usage errors) and returns (status, stderr).
+pub fn run_to_end(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String) {
+    let mut command = Rekindle::command();
+    command.args(args).env_clear().envs(env.iter().copied());
+    command.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    (child.wait().expect("wait"), stderr)
+}
+
+/// A process that appends the name of each HUP/USR1/USR2 it receives to a file.
+/// It is bash run with `exec -a NAME`, so `argv[0]` is `NAME` (and `comm` is
+/// `bash`): found by `--process-name` only through the argv[0] comparison,
+/// which is what names longer than 15 bytes need.
+#[derive(Debug)]
+pub struct SignalCounter {
+    pub child: Child,
+    pub file: PathBuf,
+}
+
+pub const COUNTER_SCRIPT: &str = r#"
+out="$1"
+trap 'echo HUP >> "$out"' HUP
+trap 'echo USR1 >> "$out"' USR1
+trap 'echo USR2 >> "$out"' USR2
+trap 'exit 0' TERM
+echo ready >> "$out"
+while :; do sleep 5 & wait $!; done
+"#;
+
+impl SignalCounter {
+    pub fn command(name: &str, dir: &Path) -> (Command, PathBuf) {
+        let script = dir.join("counter.sh");
+        fs::write(&script, COUNTER_SCRIPT).expect("write counter script");
+        let file = dir.join(format!("{name}.signals"));
+        let mut command = Command::new("bash");
+        command.arg("-c").arg(format!(
+            "exec -a {name} bash {} {}",
+            script.display(),
+            file.display()
+        ));
+        (command, file)
+    }
+
+    pub fn start(name: &str, dir: &Path) -> SignalCounter {
+        let (mut command, file) = Self::command(name, dir);
+        let child = command.spawn().expect("spawn counter");
+        let counter = SignalCounter { child, file };
+        wait_for("the signal counter to start", || {
+            counter.count("ready") == 1
+        });
+        counter
+    }
+
+    pub fn count(&self, what: &str) -> usize {
+        count_lines(&self.file, what)
+    }
+
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).expect("pid")
+    }
+}
+
+pub fn count_lines(file: &Path, what: &str) -> usize {
+    fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| *l == what)
+        .count()
+}
+
+impl Drop for SignalCounter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// GET over loopback; returns (status, body).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}

@@ -1,0 +1,510 @@
+//! `rekindle watch` against real processes, signals, volumes and HTTP servers.
+
+mod support;
+
+use std::fs;
+
+use rustix::process::Signal;
+use support::http::{Answer, Server};
+use support::{Rekindle, SignalCounter, Volume, count_lines, free_port, http_get, wait_for};
+
+/// Longer than the 15 bytes the kernel keeps in /proc/PID/comm.
+const LONG_NAME: &str = "rekindle-test-config-consumer";
+
+#[test]
+fn signal_once_per_swap_to_a_long_named_process() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let volume = Volume::new(tmp.path());
+    volume.write(&[("app.conf", "v1")]);
+    let counter = SignalCounter::start(LONG_NAME, tmp.path());
+    let dir = volume.dir.to_str().expect("utf8");
+    let rk = Rekindle::start(
+        &["watch", "--dir", dir, "--process-name", LONG_NAME],
+        tmp.path(),
+    );
+    rk.wait_log("watching", 1);
+    for (i, content) in ["v2", "v3", "v4"].iter().enumerate() {
+        volume.write(&[("app.conf", content), ("other", "x")]);
+        wait_for("a SIGHUP", || counter.count("HUP") == i + 1);
+        rk.wait_log("config change applied", i + 1);
+    }
+    // The same content again is no change; the next real one gives exactly one more.
+    volume.write(&[("app.conf", "v4"), ("other", "x")]);
+    volume.write(&[("app.conf", "v5"), ("other", "x")]);
+    rk.wait_log("config change applied", 4);
+    // The log is written as each signal is sent, so it shows any extra one.
+    assert_eq!(rk.count_in_log("signal sent"), 4, "log:\n{}", rk.log_text());
+    wait_for("the fourth SIGHUP", || counter.count("HUP") == 4);
+    let log = rk.log_text();
+    assert!(log.contains(&format!("pid={}", counter.pid())), "{log}");
+    assert!(log.contains("modified=app.conf"), "{log}");
+    assert!(!log.contains("v5"), "values must never be logged: {log}");
+}
+
+#[test]
+fn pid_file_is_reread_at_each_change() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let volume = Volume::new(tmp.path());
+    volume.write(&[("k", "1")]);
+    let first = SignalCounter::start("first-counter", tmp.path());
+    let pid_file = tmp.path().join("app.pid");
+    fs::write(&pid_file, format!("{}\n", first.pid())).expect("pid file");
+    let rk = Rekindle::start(
+        &[
+            "watch",
+            "--dir",
+            volume.dir.to_str().expect("utf8"),
+            "--pid-file",
+            pid_file.to_str().expect("utf8"),
+            "--signal",
+            "SIGUSR1",
+        ],
+        tmp.path(),
+    );
+    rk.wait_log("watching", 1);
+    volume.write(&[("k", "2")]);
+    wait_for("USR1 to the first process", || first.count("USR1") == 1);
+    let second = SignalCounter::start("second-counter", tmp.path());
+    fs::write(&pid_file, format!("{}\n", second.pid())).expect("pid file");
+    volume.write(&[("k", "3")]);
+    wait_for("USR1 to the second process", || second.count("USR1") == 1);
+    rk.wait_log("config change applied", 2);
+    assert_eq!(first.count("USR1"), 1);
+}
+
+#[test]
+fn no_matching_process_is_an_error_and_retried() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let volume = Volume::new(tmp.path());
+    volume.write(&[("k", "1")]);
+    let name = "rekindle-test-late-process";
+    let rk = Rekindle::start(
+        &[
+            "watch",
+            "--dir",
+            volume.dir.to_str().expect("utf8"),
+            "--process-name",
+            name,
+        ],
+        tmp.path(),
+    );
+    rk.wait_log("watching", 1);
+    volume.write(&[("k", "2")]);
+    rk.wait_log("no process named", 1);
+    let counter = SignalCounter::start(name, tmp.path());
+    volume.write(&[("k", "3")]);
+    wait_for("the late process to get SIGHUP", || {
+        counter.count("HUP") == 1
+    });
+}
+
+#[test]
+fn exec_gets_dir_and_digest() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let volume = Volume::new(tmp.path());
+    volume.write(&[("a", "1")]);
+    let out = tmp.path().join("exec.out");
+    let exec = format!(
+        "echo \"$REKINDLE_DIR $REKINDLE_DIGEST\" >> {}",
+        out.display()
+    );
+    let rk = Rekindle::start(
+        &[
+            "watch",
+            "--dir",
+            volume.dir.to_str().expect("utf8"),
+            "--exec",
+            &exec,
+        ],
+        tmp.path(),
+    );
+    rk.wait_log("watching", 1);
+    volume.write(&[("a", "2"), ("b", "3")]);
+    wait_for("the exec output", || {
+        fs::read_to_string(&out).is_ok_and(|s| s.lines().count() == 1)
+    });
+    let line = fs::read_to_string(&out).expect("out");
+    let (dir, digest) = line.trim().split_once(' ').expect("two words");
+    assert_eq!(dir, volume.dir.to_str().expect("utf8"));
+    let expected = rekindle::Snapshot::read(&volume.dir).expect("snapshot");
+    assert_eq!(digest, expected.digest().to_string());
+    assert_eq!(digest.len(), 64);
+    rk.wait_log("exit code 0", 1);
+}
+
+#[test]
+fn exec_timeout_kills_the_command() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let volume = Volume::new(tmp.path());
+    volume.write(&[("a", "1")]);
+    let rk = Rekindle::start(
+        &[
+            "watch",
+            "--dir",
+            volume.dir.to_str().expect("utf8"),
+            "--exec",
+            "sleep 30",
+            "--exec-timeout",
+            "200ms",
+        ],
+        tmp.path(),
+    );
+    rk.wait_log("watching", 1);
+    volume.write(&[("a", "2")]);
+    rk.wait_log("did not finish within", 1);
+}
+
+#[test]
+fn webhook_fails_then_succeeds_with_basic_auth() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let volume = Volume::new(tmp.path());
+    volume.write(&[("a", "1")]);
+    let server = Server::start(5, |n| {
+        if n == 0 {
+            Answer::Status(500)
+        } else {
+            Answer::Status(200)
+        }
+    });
+    let url = format!("http://admin:hunter2@127.0.0.1:{}/-/reload", server.port);
+    let rk = Rekindle::start(
+        &[
+            "watch",
+            "--dir",
+            volume.dir.to_str().expect("utf8"),
+            "--webhook-url",
+            &url,
+            "--webhook-retries",
+            "3",
+            "--webhook-backoff",
+            "50ms",
+        ],
+        tmp.path(),
+    );
+    rk.wait_log("watching", 1);
+    volume.write(&[("a", "2")]);
+    rk.wait_log("config change applied", 1);
+    assert_eq!(server.count(), 2);
+    let requests = server.requests();
+    for r in &requests {
+        assert_eq!(r.method, "POST");
+        assert_eq!(r.path, "/-/reload");
+        assert!(
+            r.headers
+                .contains(&("authorization".into(), "Basic YWRtaW46aHVudGVyMg==".into())),
+            "{:?}",
+            r.headers
+        );
+    }
+    let log = rk.log_text();
+    assert!(log.contains("unexpected status 500"), "{log}");
+    assert!(!log.contains("hunter2"), "password in the log: {log}");
+    assert!(log.contains("admin:xxxxx@"), "{log}");
+}
+
+#[test]
+fn hanging_webhook_times_out() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let volume = Volume::new(tmp.path());
+    volume.write(&[("a", "0")]);
+    let server = Server::start(10, |_| Answer::Hang);
+    let url = server.url("/reload");
+    let rk = Rekindle::start(
+        &[
+            "watch",
+            "--dir",
+            volume.dir.to_str().expect("utf8"),
+            "--webhook-url",
+            &url,
+            "--webhook-retries",
+            "1",
+            "--webhook-timeout",
+            "300ms",
+            "--webhook-backoff",
+            "10ms",
+        ],
+        tmp.path(),
+    );
+    rk.wait_log("watching", 1);
+    volume.write(&[("a", "1")]);
+    rk.wait_log("timed out after 300ms", 2);
+    rk.wait_log("gave up after 2 attempt(s)", 1);
+    assert_eq!(server.count(), 2);
+    wait_for("all connections closed", || server.open() == 0);
+    assert_eq!(server.max_open(), 1, "{}", rk.log_text());
+}
+
+#[test]
+fn newer_change_supersedes_a_hanging_webhook() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let volume = Volume::new(tmp.path());
+    volume.write(&[("a", "0")]);
+    let server = Server::start(10, |n| {
+        if n < 3 {
+            Answer::Hang
+        } else {
+            Answer::Status(200)
+        }
+    });
+    let url = server.url("/reload");
+    let rk = Rekindle::start(
+        &[
+            "watch",
+            "--dir",
+            volume.dir.to_str().expect("utf8"),
+            "--webhook-url",
+            &url,
+            "--webhook-timeout",
+            "20s",
+        ],
+        tmp.path(),
+    );
+    rk.wait_log("watching", 1);
+    for i in 1..=4 {
+        volume.write(&[("a", &i.to_string())]);
+        wait_for("the webhook request", || server.count() == i);
+    }
+    rk.wait_log("superseded by a newer change", 3);
+    rk.wait_log("config change applied", 1);
+    wait_for("all connections closed", || server.open() == 0);
+    // Each hanging call was dropped when the next change came: never two at once.
+    assert_eq!(
+        server.max_open(),
+        1,
+        "requests piled up:\n{}",
+        rk.log_text()
+    );
+    assert_eq!(server.count(), 4);
+}
+
+#[test]
+fn validation_failure_blocks_the_action() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let volume = Volume::new(tmp.path());
+    volume.write(&[("conf", "good 1")]);
+    let out = tmp.path().join("exec.out");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let exec = format!("echo applied >> {}", out.display());
+    let rk = Rekindle::start(
+        &[
+            "watch",
+            "--dir",
+            volume.dir.to_str().expect("utf8"),
+            "--validate",
+            "grep -q good \"$REKINDLE_DIR/conf\" || { echo \"config is not good\" >&2; exit 3; }",
+            "--exec",
+            &exec,
+            "--listen",
+            &listen,
+        ],
+        tmp.path(),
+    );
+    rk.wait_log("watching", 1);
+    wait_for("readiness", || {
+        http_get(port, "/readyz").is_some_and(|(s, _)| s == 200)
+    });
+    volume.write(&[("conf", "bad")]);
+    rk.wait_log("validation failed", 1);
+    let log = rk.log_text();
+    assert!(
+        log.contains("config is not good"),
+        "stderr tail missing: {log}"
+    );
+    assert!(log.contains("exit code 3"), "{log}");
+    assert_eq!(count_lines(&out, "applied"), 0);
+    volume.write(&[("conf", "good 2")]);
+    wait_for("the exec after a valid change", || {
+        count_lines(&out, "applied") == 1
+    });
+    let (status, metrics) = http_get(port, "/metrics").expect("metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("rekindle_validation_failures_total 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("rekindle_changes_total 2"), "{metrics}");
+    assert!(
+        metrics.contains("rekindle_actions_total{action=\"exec\",result=\"success\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(http_get(port, "/healthz").map(|(s, _)| s), Some(200));
+}
+
+#[test]
+fn readiness_waits_for_every_directory() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let volume = Volume::new(tmp.path());
+    volume.write(&[("a", "1")]);
+    let missing = tmp.path().join("not-yet");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let rk = Rekindle::start(
+        &[
+            "watch",
+            "--dir",
+            volume.dir.to_str().expect("utf8"),
+            "--dir",
+            missing.to_str().expect("utf8"),
+            "--exec",
+            "true",
+            "--listen",
+            &listen,
+        ],
+        tmp.path(),
+    );
+    rk.wait_log("watching", 1);
+    wait_for("the server", || http_get(port, "/healthz").is_some());
+    let (status, body) = http_get(port, "/readyz").expect("readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("not-yet"), "{body}");
+    fs::create_dir(&missing).expect("mkdir");
+    wait_for("readiness", || {
+        http_get(port, "/readyz").is_some_and(|(s, _)| s == 200)
+    });
+}
+
+#[test]
+fn reload_on_start_acts_on_the_first_read() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let volume = Volume::new(tmp.path());
+    volume.write(&[("a", "1")]);
+    let counter = SignalCounter::start("start-counter", tmp.path());
+    let pid = counter.pid().to_string();
+    let rk = Rekindle::start(
+        &[
+            "watch",
+            "--dir",
+            volume.dir.to_str().expect("utf8"),
+            "--pid",
+            &pid,
+            "--reload-on-start",
+        ],
+        tmp.path(),
+    );
+    wait_for("a SIGHUP at start", || counter.count("HUP") == 1);
+    rk.wait_log("config change applied", 1);
+}
+
+#[test]
+fn json_logs() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let volume = Volume::new(tmp.path());
+    volume.write(&[("a", "1")]);
+    let rk = Rekindle::start(
+        &[
+            "watch",
+            "--dir",
+            volume.dir.to_str().expect("utf8"),
+            "--exec",
+            "true",
+            "--log-format",
+            "json",
+        ],
+        tmp.path(),
+    );
+    rk.wait_log("watching", 1);
+    volume.write(&[("a", "2"), ("new", "x")]);
+    rk.wait_log("config change applied", 1);
+    let line = rk
+        .log_text()
+        .lines()
+        .find(|l| l.contains("config change applied"))
+        .expect("line")
+        .to_owned();
+    let value: serde_json::Value = serde_json::from_str(&line).expect("json line");
+    assert_eq!(value["added"], "new");
+    assert_eq!(value["modified"], "a");
+    assert_eq!(value["digest"].as_str().map(str::len), Some(12));
+}
+
+#[test]
+fn sigterm_stops_cleanly() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let volume = Volume::new(tmp.path());
+    volume.write(&[("a", "1")]);
+    let mut rk = Rekindle::start(
+        &[
+            "watch",
+            "--dir",
+            volume.dir.to_str().expect("utf8"),
+            "--exec",
+            "true",
+        ],
+        tmp.path(),
+    );
+    rk.wait_log("watching", 1);
+    rk.signal(Signal::TERM);
+    assert!(rk.wait_exit().success());
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    let cases: &[&[&str]] = &[
+        &["watch", "--dir", "/tmp"],
+        &["watch", "--dir", "/tmp", "--exec", "true", "--bogus"],
+        &[
+            "watch",
+            "--dir",
+            "/tmp",
+            "--process-name",
+            "x",
+            "--signal",
+            "NOPE",
+        ],
+        &[
+            "watch",
+            "--dir",
+            "/tmp",
+            "--webhook-url",
+            "https://example/",
+        ],
+        &[
+            "watch",
+            "--dir",
+            "/tmp",
+            "--exec",
+            "true",
+            "--exec-timeout",
+            "soon",
+        ],
+        &["run", "--watch", "/tmp"],
+        &["frobnicate"],
+        &[],
+        &["--volume-dir", "/tmp"],
+    ];
+    for args in cases {
+        let (status, stderr) = support::run_to_end(args, &[]);
+        assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("error:") || stderr.contains("Usage:"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let (_, stderr) = support::run_to_end(
+        &[
+            "watch",
+            "--dir",
+            "/tmp",
+            "--process-name",
+            "x",
+            "--signal",
+            "NOPE",
+        ],
+        &[],
+    );
+    assert!(stderr.contains("unknown signal"), "{stderr}");
+}
+
+#[test]
+fn help_teaches() {
+    let (status, _) = support::run_to_end(&["watch", "--help"], &[]);
+    assert!(status.success());
+    let output = Rekindle::command()
+        .args(["watch", "--help"])
+        .output()
+        .expect("help");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("Examples:"), "{text}");
+    assert!(text.contains("--process-name"), "{text}");
+}
