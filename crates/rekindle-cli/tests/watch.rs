@@ -508,3 +508,25 @@ fn help_teaches() {
     assert!(text.contains("Examples:"), "{text}");
     assert!(text.contains("--process-name"), "{text}");
 }
+
+#[test]
+#[ignore = "needs the kubelet's AtomicWriter (scripts/provision-k8s.sh)"]
+fn kubelet_writer_swaps_signal_exactly_once_each() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let volume = Volume::real(tmp.path());
+    volume.write(&[("nested/app.conf", "0"), ("top", "t")]);
+    let counter = SignalCounter::start(LONG_NAME, tmp.path());
+    let rk = Rekindle::start(
+        &["watch", "--dir", volume.dir.to_str().expect("utf8"), "--process-name", LONG_NAME],
+        tmp.path(),
+    );
+    rk.wait_log("watching", 1);
+    for i in 1..=10 {
+        volume.write(&[("nested/app.conf", &i.to_string()), ("top", "t")]);
+        rk.wait_log("config change applied", i);
+        // The kubelet writes nothing when nothing changed; nor do we signal.
+        volume.write(&[("nested/app.conf", &i.to_string()), ("top", "t")]);
+    }
+    wait_for("ten SIGHUPs", || counter.count("HUP") == 10);
+    assert_eq!(rk.count_in_log("signal sent"), 10, "{}", rk.log_text());
+}
