@@ -21,7 +21,10 @@ use tokio::signal::unix::{SignalKind, signal};
 
 fn payload(i: usize) -> BTreeMap<String, Vec<u8>> {
     BTreeMap::from([
-        ("app.conf".to_owned(), format!("generation = {i}\n").into_bytes()),
+        (
+            "app.conf".to_owned(),
+            format!("generation = {i}\n").into_bytes(),
+        ),
         ("static.txt".to_owned(), b"unchanged".to_vec()),
     ])
 }
@@ -52,7 +55,9 @@ fn status_field(pid: u32, field: &str) -> Option<u64> {
 
 /// Context switches of every thread of `pid`: each is a wake-up.
 fn switches(pid: u32) -> u64 {
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
     tasks
         .flatten()
         .filter_map(|t| fs::read_to_string(t.path().join("status")).ok())
@@ -96,7 +101,10 @@ async fn run() {
     let binary = std::env::var_os("REKINDLE_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_rekindle")));
-    let swaps: usize = std::env::var("SWAPS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
+    let swaps: usize = std::env::var("SWAPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("volume");
     fs::create_dir_all(&dir).expect("dir");
@@ -104,7 +112,11 @@ async fn run() {
     let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
     let own_name = std::env::args()
         .next()
-        .and_then(|a| Path::new(&a).file_name().map(|n| n.to_string_lossy().into_owned()))
+        .and_then(|a| {
+            Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
         .expect("argv[0]");
     let log = fs::File::create(tmp.path().join("rekindle.log")).expect("log");
     let mut child = Command::new(&binary)
@@ -119,21 +131,38 @@ async fn run() {
     let start = Instant::now();
     loop {
         kubelet::emulate(&dir, &payload(0));
-        if tokio::time::timeout(Duration::from_millis(200), hup.recv()).await.is_ok() {
+        if tokio::time::timeout(Duration::from_millis(200), hup.recv())
+            .await
+            .is_ok()
+        {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "rekindle did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "rekindle did not start"
+        );
         // Alternate content so that the probe is a real change.
         kubelet::emulate(&dir, &payload(usize::MAX));
-        if tokio::time::timeout(Duration::from_millis(200), hup.recv()).await.is_ok() {
+        if tokio::time::timeout(Duration::from_millis(200), hup.recv())
+            .await
+            .is_ok()
+        {
             break;
         }
     }
-    println!("binary: {} ({} bytes)", binary.display(), fs::metadata(&binary).map(|m| m.len()).unwrap_or(0));
+    println!(
+        "binary: {} ({} bytes)",
+        binary.display(),
+        fs::metadata(&binary).map(|m| m.len()).unwrap_or(0)
+    );
 
-    measure("emulated kubelet swap (t0 = start of the swap)", swaps, &dir, &mut hup, |i| {
-        kubelet::emulate(&dir, &payload(i))
-    })
+    measure(
+        "emulated kubelet swap (t0 = start of the swap)",
+        swaps,
+        &dir,
+        &mut hup,
+        |i| kubelet::emulate(&dir, &payload(i)),
+    )
     .await;
 
     if let Ok(writer) = KubeletWriter::locate() {
@@ -142,7 +171,11 @@ async fn run() {
             swaps,
             &dir,
             &mut hup,
-            |i| writer.write(&dir, &payload(swaps + i)).expect("kubelet-writer"),
+            |i| {
+                writer
+                    .write(&dir, &payload(swaps + i))
+                    .expect("kubelet-writer")
+            },
         )
         .await;
     } else {

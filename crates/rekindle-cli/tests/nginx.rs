@@ -19,7 +19,10 @@ fn site(port: u16, body: &str) -> String {
 #[test]
 #[ignore = "needs nginx (apt-get install nginx)"]
 fn nginx_reloads_valid_configs_and_keeps_serving_after_an_invalid_one() {
-    assert!(Path::new(NGINX).exists(), "{NGINX} is missing: apt-get install nginx");
+    assert!(
+        Path::new(NGINX).exists(),
+        "{NGINX} is missing: apt-get install nginx"
+    );
     let tmp = tempfile::tempdir().expect("tempdir");
     let prefix = tmp.path().join("nginx");
     fs::create_dir_all(prefix.join("logs")).expect("prefix");
@@ -69,9 +72,16 @@ fn nginx_reloads_valid_configs_and_keeps_serving_after_an_invalid_one() {
     wait_for("nginx to serve v2", || body().as_deref() == Some("v2"));
     rk.wait_log("config change applied", 1);
 
-    volume.write(&[("site.conf", &format!("server {{ listen 127.0.0.1:{port}; no_such_directive; }}\n"))]);
+    volume.write(&[(
+        "site.conf",
+        &format!("server {{ listen 127.0.0.1:{port}; no_such_directive; }}\n"),
+    )]);
     rk.wait_log("validation failed", 1);
-    assert!(rk.log_text().contains("no_such_directive"), "{}", rk.log_text());
+    assert!(
+        rk.log_text().contains("no_such_directive"),
+        "{}",
+        rk.log_text()
+    );
     assert_eq!(body().as_deref(), Some("v2"));
 
     volume.write(&[("site.conf", &site(port, "v3"))]);

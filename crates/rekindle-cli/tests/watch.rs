@@ -517,7 +517,13 @@ fn kubelet_writer_swaps_signal_exactly_once_each() {
     volume.write(&[("nested/app.conf", "0"), ("top", "t")]);
     let counter = SignalCounter::start(LONG_NAME, tmp.path());
     let rk = Rekindle::start(
-        &["watch", "--dir", volume.dir.to_str().expect("utf8"), "--process-name", LONG_NAME],
+        &[
+            "watch",
+            "--dir",
+            volume.dir.to_str().expect("utf8"),
+            "--process-name",
+            LONG_NAME,
+        ],
         tmp.path(),
     );
     rk.wait_log("watching", 1);
