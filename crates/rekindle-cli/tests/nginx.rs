@@ -17,7 +17,7 @@ fn site(port: u16, body: &str) -> String {
 }
 
 #[test]
-#[ignore = "needs nginx (apt-get install nginx)"]
+#[ignore = "needs nginx (apt-get install nginx) and the kubelet writer (scripts/provision-k8s.sh)"]
 fn nginx_reloads_valid_configs_and_keeps_serving_after_an_invalid_one() {
     assert!(
         Path::new(NGINX).exists(),

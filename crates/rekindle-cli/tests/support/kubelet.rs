@@ -1,10 +1,10 @@
 //! Volumes updated the way the kubelet updates ConfigMap/Secret volumes.
 //!
-//! With the kubelet's own AtomicWriter available (`rekindle_testenv`'s
-//! `kubelet-writer`, built by `scripts/provision-k8s.sh`) it is used; otherwise an
-//! emulation of the same swap: files in a new `..<timestamp>` directory,
-//! a `..data_tmp` symlink renamed over `..data`, user-visible symlinks
-//! through `..data`, the old directory removed.
+//! Tests write through the kubelet's own AtomicWriter (`rekindle_testenv`'s
+//! `kubelet-writer`, built by `scripts/provision-k8s.sh`); tests that use it are
+//! `#[ignore]`d for a plain `cargo test` and run by `scripts/test`. The step-by-step
+//! emulation below is for the latency bench only, which must timestamp the instant of
+//! the `..data` rename, inside the swap.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -17,32 +17,20 @@ use rekindle_testenv::kubelet_writer::KubeletWriter;
 #[derive(Debug)]
 pub struct Volume {
     pub dir: PathBuf,
-    writer: Option<KubeletWriter>,
+    writer: KubeletWriter,
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
 impl Volume {
-    /// A volume under `parent`, written by the real writer if it is provisioned.
+    /// A volume under `parent`, written by the kubelet's own writer.
     pub fn new(parent: &Path) -> Volume {
-        Volume {
-            dir: parent.join("volume"),
-            writer: KubeletWriter::locate().ok(),
-        }
-    }
-
-    /// A volume that must use the kubelet's own writer.
-    pub fn real(parent: &Path) -> Volume {
         let writer = KubeletWriter::locate()
             .expect("kubelet-writer not provisioned: run scripts/provision-k8s.sh");
         Volume {
             dir: parent.join("volume"),
-            writer: Some(writer),
+            writer,
         }
-    }
-
-    pub fn is_real(&self) -> bool {
-        self.writer.is_some()
     }
 
     pub fn write(&self, files: &[(&str, &str)]) {
@@ -52,10 +40,9 @@ impl Volume {
             .collect();
         // The kubelet creates the volume directory before its first write.
         fs::create_dir_all(&self.dir).expect("volume dir");
-        match &self.writer {
-            Some(writer) => writer.write(&self.dir, &payload).expect("kubelet-writer"),
-            None => emulate(&self.dir, &payload),
-        }
+        self.writer
+            .write(&self.dir, &payload)
+            .expect("kubelet-writer");
     }
 }
 
