@@ -12,6 +12,27 @@ use support::{Rekindle, Volume, free_port, http_get, wait_for};
 
 const NGINX: &str = "/usr/sbin/nginx";
 
+/// How many worker processes the nginx master named in `pid_file` has.
+fn workers_of(pid_file: &Path) -> usize {
+    let Ok(master) = fs::read_to_string(pid_file) else {
+        return 0;
+    };
+    let master = master.trim();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            // `pid (comm) state ppid ...`: the fields after the last ')' are plain.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1).map(str::to_owned))
+                .is_some_and(|ppid| ppid == master)
+        })
+        .count()
+}
+
 fn site(port: u16, body: &str) -> String {
     format!("server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"{body}\\n\"; }} }}\n")
 }
@@ -71,6 +92,12 @@ fn nginx_reloads_valid_configs_and_keeps_serving_after_an_invalid_one() {
     volume.write(&[("site.conf", &site(port, "v2"))]);
     wait_for("nginx to serve v2", || body().as_deref() == Some("v2"));
     rk.wait_log("config change applied", 1);
+    // After SIGHUP the old worker keeps accepting until it has handled its QUIT: only
+    // once it is gone does every connection reach the new config.
+    let pid_file = prefix.join("nginx.pid");
+    wait_for("the old nginx worker to exit", || {
+        workers_of(&pid_file) == 1
+    });
 
     volume.write(&[(
         "site.conf",
