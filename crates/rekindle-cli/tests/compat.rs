@@ -8,9 +8,7 @@ use support::{Rekindle, SignalCounter, Volume, free_port, http_get, wait_for};
 #[test]
 #[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn configmap_reload_flags_and_metrics() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let volume = Volume::new(tmp.path());
-    volume.write(&[("prometheus.yml", "a")]);
+    let (tmp, volume) = Volume::in_tempdir(&[("prometheus.yml", "a")]);
     let server = Server::start(10, |_| Answer::Status(200));
     let port = free_port();
     let dir = format!("-volume-dir={}", volume.dir.display());
@@ -56,9 +54,7 @@ fn configmap_reload_flags_and_metrics() {
 #[test]
 #[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn configmap_reload_retries_are_total_attempts() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let volume = Volume::new(tmp.path());
-    volume.write(&[("a", "1")]);
+    let (tmp, volume) = Volume::in_tempdir(&[("a", "1")]);
     let server = Server::start(10, |_| Answer::Status(503));
     let port = free_port();
     let rk = Rekindle::start(
@@ -104,9 +100,7 @@ fn configmap_reload_default_listen_address() {
 #[test]
 #[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn config_reloader_sidecar_environment() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let volume = Volume::new(tmp.path());
-    volume.write(&[("nginx.conf", "1")]);
+    let (tmp, volume) = Volume::in_tempdir(&[("nginx.conf", "1")]);
     let name = "rekindle-test-sidecar-target";
     let counter = SignalCounter::start(name, tmp.path());
     let mut command = Rekindle::command();

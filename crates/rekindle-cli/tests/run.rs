@@ -6,7 +6,7 @@ mod support;
 use std::fs;
 
 use rustix::process::Signal;
-use support::{COUNTER_SCRIPT, Rekindle, Volume, count_lines, wait_for};
+use support::{COUNTER_SCRIPT, Rekindle, Volume, count_lines, line_count, wait_for};
 
 fn counter_script(dir: &std::path::Path) -> (String, std::path::PathBuf) {
     let script = dir.join("counter.sh");
@@ -17,9 +17,7 @@ fn counter_script(dir: &std::path::Path) -> (String, std::path::PathBuf) {
 #[test]
 #[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn signal_mode_reloads_the_child_once_per_change() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let volume = Volume::new(tmp.path());
-    volume.write(&[("conf", "1")]);
+    let (tmp, volume) = Volume::in_tempdir(&[("conf", "1")]);
     let (script, out) = counter_script(tmp.path());
     let out_s = out.display().to_string();
     let rk = Rekindle::start(
@@ -47,9 +45,7 @@ fn signal_mode_reloads_the_child_once_per_change() {
 #[test]
 #[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn restart_mode_starts_a_new_child() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let volume = Volume::new(tmp.path());
-    volume.write(&[("conf", "1")]);
+    let (tmp, volume) = Volume::in_tempdir(&[("conf", "1")]);
     let starts = tmp.path().join("starts");
     let program = format!("echo $$ >> {}; exec sleep 1000", starts.display());
     let rk = Rekindle::start(
@@ -68,12 +64,7 @@ fn restart_mode_starts_a_new_child() {
         ],
         tmp.path(),
     );
-    let lines = || {
-        fs::read_to_string(&starts)
-            .unwrap_or_default()
-            .lines()
-            .count()
-    };
+    let lines = || line_count(&starts);
     wait_for("the first start", || lines() == 1);
     rk.wait_log("watching", 1);
     volume.write(&[("conf", "2")]);
@@ -92,9 +83,7 @@ fn restart_mode_starts_a_new_child() {
 #[test]
 #[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn restart_kills_a_child_that_ignores_the_stop_signal() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let volume = Volume::new(tmp.path());
-    volume.write(&[("conf", "1")]);
+    let (tmp, volume) = Volume::in_tempdir(&[("conf", "1")]);
     let starts = tmp.path().join("starts");
     let program = format!(
         "trap '' TERM; echo $$ >> {}; while :; do sleep 1; done",
@@ -116,12 +105,7 @@ fn restart_kills_a_child_that_ignores_the_stop_signal() {
         ],
         tmp.path(),
     );
-    let lines = || {
-        fs::read_to_string(&starts)
-            .unwrap_or_default()
-            .lines()
-            .count()
-    };
+    let lines = || line_count(&starts);
     wait_for("the first start", || lines() == 1);
     rk.wait_log("watching", 1);
     volume.write(&[("conf", "2")]);
@@ -132,9 +116,7 @@ fn restart_kills_a_child_that_ignores_the_stop_signal() {
 #[test]
 #[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn forwards_signals_and_exits_with_the_child_status() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let volume = Volume::new(tmp.path());
-    volume.write(&[("conf", "1")]);
+    let (tmp, volume) = Volume::in_tempdir(&[("conf", "1")]);
     let out = tmp.path().join("got");
     let program = format!(
         "trap 'echo USR1 >> {0}' USR1; trap 'echo TERM >> {0}; exit 42' TERM; echo ready >> {0}; while :; do sleep 5 & wait $!; done",
@@ -165,9 +147,7 @@ fn forwards_signals_and_exits_with_the_child_status() {
 #[test]
 #[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn killed_child_gives_128_plus_signal() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let volume = Volume::new(tmp.path());
-    volume.write(&[("conf", "1")]);
+    let (tmp, volume) = Volume::in_tempdir(&[("conf", "1")]);
     let mut rk = Rekindle::start(
         &[
             "run",
@@ -204,9 +184,7 @@ fn exit_code_passes_through() {
 #[test]
 #[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn validation_failure_keeps_the_child_untouched() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let volume = Volume::new(tmp.path());
-    volume.write(&[("conf", "good 1")]);
+    let (tmp, volume) = Volume::in_tempdir(&[("conf", "good 1")]);
     let (script, out) = counter_script(tmp.path());
     let out_s = out.display().to_string();
     let rk = Rekindle::start(

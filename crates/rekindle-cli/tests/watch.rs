@@ -14,9 +14,7 @@ const LONG_NAME: &str = "rekindle-test-config-consumer";
 #[test]
 #[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn signal_once_per_swap_to_a_long_named_process() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let volume = Volume::new(tmp.path());
-    volume.write(&[("app.conf", "v1")]);
+    let (tmp, volume) = Volume::in_tempdir(&[("app.conf", "v1")]);
     let counter = SignalCounter::start(LONG_NAME, tmp.path());
     let dir = volume.dir.to_str().expect("utf8");
     let rk = Rekindle::start(
@@ -45,9 +43,7 @@ fn signal_once_per_swap_to_a_long_named_process() {
 #[test]
 #[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn pid_file_is_reread_at_each_change() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let volume = Volume::new(tmp.path());
-    volume.write(&[("k", "1")]);
+    let (tmp, volume) = Volume::in_tempdir(&[("k", "1")]);
     let first = SignalCounter::start("first-counter", tmp.path());
     let pid_file = tmp.path().join("app.pid");
     fs::write(&pid_file, format!("{}\n", first.pid())).expect("pid file");
@@ -77,9 +73,7 @@ fn pid_file_is_reread_at_each_change() {
 #[test]
 #[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn no_matching_process_is_an_error_and_retried() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let volume = Volume::new(tmp.path());
-    volume.write(&[("k", "1")]);
+    let (tmp, volume) = Volume::in_tempdir(&[("k", "1")]);
     let name = "rekindle-test-late-process";
     let rk = Rekindle::start(
         &[
@@ -104,9 +98,7 @@ fn no_matching_process_is_an_error_and_retried() {
 #[test]
 #[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn exec_gets_dir_and_digest() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let volume = Volume::new(tmp.path());
-    volume.write(&[("a", "1")]);
+    let (tmp, volume) = Volume::in_tempdir(&[("a", "1")]);
     let out = tmp.path().join("exec.out");
     let exec = format!(
         "echo \"$REKINDLE_DIR $REKINDLE_DIGEST\" >> {}",
@@ -139,9 +131,7 @@ fn exec_gets_dir_and_digest() {
 #[test]
 #[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn exec_timeout_kills_the_command() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let volume = Volume::new(tmp.path());
-    volume.write(&[("a", "1")]);
+    let (tmp, volume) = Volume::in_tempdir(&[("a", "1")]);
     let rk = Rekindle::start(
         &[
             "watch",
@@ -162,9 +152,7 @@ fn exec_timeout_kills_the_command() {
 #[test]
 #[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn webhook_fails_then_succeeds_with_basic_auth() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let volume = Volume::new(tmp.path());
-    volume.write(&[("a", "1")]);
+    let (tmp, volume) = Volume::in_tempdir(&[("a", "1")]);
     let server = Server::start(5, |n| {
         if n == 0 {
             Answer::Status(500)
@@ -211,9 +199,7 @@ fn webhook_fails_then_succeeds_with_basic_auth() {
 #[test]
 #[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn hanging_webhook_times_out() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let volume = Volume::new(tmp.path());
-    volume.write(&[("a", "0")]);
+    let (tmp, volume) = Volume::in_tempdir(&[("a", "0")]);
     let server = Server::start(10, |_| Answer::Hang);
     let url = server.url("/reload");
     let rk = Rekindle::start(
@@ -244,9 +230,7 @@ fn hanging_webhook_times_out() {
 #[test]
 #[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn newer_change_supersedes_a_hanging_webhook() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let volume = Volume::new(tmp.path());
-    volume.write(&[("a", "0")]);
+    let (tmp, volume) = Volume::in_tempdir(&[("a", "0")]);
     let server = Server::start(10, |n| {
         if n < 3 {
             Answer::Hang
@@ -288,9 +272,7 @@ fn newer_change_supersedes_a_hanging_webhook() {
 #[test]
 #[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn validation_failure_blocks_the_action() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let volume = Volume::new(tmp.path());
-    volume.write(&[("conf", "good 1")]);
+    let (tmp, volume) = Volume::in_tempdir(&[("conf", "good 1")]);
     let out = tmp.path().join("exec.out");
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
@@ -343,9 +325,7 @@ fn validation_failure_blocks_the_action() {
 #[test]
 #[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn readiness_waits_for_every_directory() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let volume = Volume::new(tmp.path());
-    volume.write(&[("a", "1")]);
+    let (tmp, volume) = Volume::in_tempdir(&[("a", "1")]);
     let missing = tmp.path().join("not-yet");
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
@@ -377,9 +357,7 @@ fn readiness_waits_for_every_directory() {
 #[test]
 #[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn reload_on_start_acts_on_the_first_read() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let volume = Volume::new(tmp.path());
-    volume.write(&[("a", "1")]);
+    let (tmp, volume) = Volume::in_tempdir(&[("a", "1")]);
     let counter = SignalCounter::start("start-counter", tmp.path());
     let pid = counter.pid().to_string();
     let rk = Rekindle::start(
@@ -400,9 +378,7 @@ fn reload_on_start_acts_on_the_first_read() {
 #[test]
 #[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn json_logs() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let volume = Volume::new(tmp.path());
-    volume.write(&[("a", "1")]);
+    let (tmp, volume) = Volume::in_tempdir(&[("a", "1")]);
     let rk = Rekindle::start(
         &[
             "watch",
@@ -433,9 +409,7 @@ fn json_logs() {
 #[test]
 #[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn sigterm_stops_cleanly() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let volume = Volume::new(tmp.path());
-    volume.write(&[("a", "1")]);
+    let (tmp, volume) = Volume::in_tempdir(&[("a", "1")]);
     let mut rk = Rekindle::start(
         &[
             "watch",
@@ -525,9 +499,7 @@ fn help_teaches() {
 #[test]
 #[ignore = "needs the kubelet's AtomicWriter (scripts/provision-k8s.sh)"]
 fn kubelet_writer_swaps_signal_exactly_once_each() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let volume = Volume::new(tmp.path());
-    volume.write(&[("nested/app.conf", "0"), ("top", "t")]);
+    let (tmp, volume) = Volume::in_tempdir(&[("nested/app.conf", "0"), ("top", "t")]);
     let counter = SignalCounter::start(LONG_NAME, tmp.path());
     let rk = Rekindle::start(
         &[

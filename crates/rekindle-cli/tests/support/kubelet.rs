@@ -23,6 +23,14 @@ pub struct Volume {
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
 impl Volume {
+    /// A fresh temporary directory holding a volume already written with `files`.
+    pub fn in_tempdir(files: &[(&str, &str)]) -> (tempfile::TempDir, Volume) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let volume = Volume::new(tmp.path());
+        volume.write(files);
+        (tmp, volume)
+    }
+
     /// A volume under `parent`, written by the kubelet's own writer.
     pub fn new(parent: &Path) -> Volume {
         let writer = KubeletWriter::locate()

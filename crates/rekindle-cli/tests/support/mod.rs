@@ -184,6 +184,12 @@ impl SignalCounter {
     }
 }
 
+/// How many lines `file` holds (0 while it does not exist).
+pub fn line_count(file: &Path) -> usize {
+    fs::read_to_string(file).unwrap_or_default().lines().count()
+}
+
+/// How many lines of `file` are exactly `what`.
 pub fn count_lines(file: &Path, what: &str) -> usize {
     fs::read_to_string(file)
         .unwrap_or_default()
