@@ -308,6 +308,9 @@ fn validation_failure_blocks_the_action() {
     wait_for("the exec after a valid change", || {
         count_lines(&out, "applied") == 1
     });
+    // The exec's output appears before rekindle has seen it exit; the change
+    // line is logged after its outcome is counted.
+    rk.wait_log("config change applied", 1);
     let (status, metrics) = http_get(port, "/metrics").expect("metrics");
     assert_eq!(status, 200);
     assert!(
