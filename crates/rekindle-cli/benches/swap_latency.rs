@@ -13,7 +13,7 @@ mod kubelet;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rekindle_testenv::kubelet_writer::KubeletWriter;
@@ -70,17 +70,19 @@ fn switches(pid: u32) -> u64 {
         .sum()
 }
 
+/// Times `swaps` swaps, each from the instant `swap` returns (the `..data`
+/// rename when it knows it, else the start of the swap) to the SIGHUP.
 async fn measure(
     label: &str,
     swaps: usize,
     dir: &Path,
     hup: &mut tokio::signal::unix::Signal,
-    mut swap: impl FnMut(usize),
+    mut swap: impl FnMut(usize) -> Option<Instant>,
 ) {
     let mut samples = Vec::with_capacity(swaps);
     for i in 1..=swaps {
-        let t0 = Instant::now();
-        swap(i);
+        let started = Instant::now();
+        let t0 = swap(i).unwrap_or(started);
         tokio::time::timeout(Duration::from_secs(10), hup.recv())
             .await
             .unwrap_or_else(|_| panic!("no SIGHUP for swap {i} of {}", dir.display()));
@@ -118,63 +120,70 @@ async fn run() {
                 .map(|n| n.to_string_lossy().into_owned())
         })
         .expect("argv[0]");
-    let log = fs::File::create(tmp.path().join("rekindle.log")).expect("log");
-    let mut child = Command::new(&binary)
-        .args(["watch", "--dir"])
-        .arg(&dir)
-        .args(["--process-name", &own_name, "--log-level", "warn"])
-        .stdin(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn rekindle");
-    // Ready once it has read the directory: the first swap then gets a signal.
-    let start = Instant::now();
-    loop {
-        kubelet::emulate(&dir, &payload(0));
-        if tokio::time::timeout(Duration::from_millis(200), hup.recv())
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "rekindle did not start"
-        );
-        // Alternate content so that the probe is a real change.
-        kubelet::emulate(&dir, &payload(usize::MAX));
-        if tokio::time::timeout(Duration::from_millis(200), hup.recv())
-            .await
-            .is_ok()
-        {
-            break;
-        }
-    }
     println!(
         "binary: {} ({} bytes)",
         binary.display(),
         fs::metadata(&binary).map(|m| m.len()).unwrap_or(0)
     );
 
+    // Baseline: a SIGHUP this process sends itself, to its own tokio handler.
+    let mut own = Vec::with_capacity(swaps);
+    for _ in 0..swaps {
+        let t0 = Instant::now();
+        rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::HUP)
+            .expect("kill self");
+        hup.recv().await;
+        own.push(t0.elapsed());
+    }
+    report("baseline: kill(self, SIGHUP) to the handler", own);
+
+    let own_pid = std::process::id().to_string();
+    let by_pid = start_sidecar(
+        &binary,
+        &dir,
+        &["--pid", &own_pid],
+        &tmp.path().join("pid.log"),
+        &mut hup,
+    )
+    .await;
     measure(
-        "emulated kubelet swap (t0 = start of the swap)",
+        "--pid target, emulated kubelet swap (t0 = the ..data rename)",
         swaps,
         &dir,
         &mut hup,
-        |i| kubelet::emulate(&dir, &payload(i)),
+        |i| Some(kubelet::emulate(&dir, &payload(i))),
+    )
+    .await;
+    stop(by_pid);
+
+    let child = start_sidecar(
+        &binary,
+        &dir,
+        &["--process-name", &own_name],
+        &tmp.path().join("name.log"),
+        &mut hup,
+    )
+    .await;
+    measure(
+        "--process-name target, emulated kubelet swap (t0 = the ..data rename)",
+        swaps,
+        &dir,
+        &mut hup,
+        |i| Some(kubelet::emulate(&dir, &payload(swaps + i))),
     )
     .await;
 
     if let Ok(writer) = KubeletWriter::locate() {
         measure(
-            "kubelet AtomicWriter (t0 = start of the writer process, ~includes its exec)",
+            "--process-name target, kubelet AtomicWriter (t0 = start of the writer process, includes its exec)",
             swaps,
             &dir,
             &mut hup,
             |i| {
                 writer
-                    .write(&dir, &payload(swaps + i))
-                    .expect("kubelet-writer")
+                    .write(&dir, &payload(2 * swaps + i))
+                    .expect("kubelet-writer");
+                None
             },
         )
         .await;
@@ -195,6 +204,48 @@ async fn run() {
         after - before,
         idle.as_secs()
     );
+    stop(child);
+}
+
+/// Starts `rekindle watch` on `dir` signalling this process (chosen by
+/// `target`), and returns once it has read the directory: a probe swap then
+/// gets a SIGHUP.
+async fn start_sidecar(
+    binary: &Path,
+    dir: &Path,
+    target: &[&str],
+    log: &Path,
+    hup: &mut tokio::signal::unix::Signal,
+) -> Child {
+    let log = fs::File::create(log).expect("log");
+    let child = Command::new(binary)
+        .args(["watch", "--dir"])
+        .arg(dir)
+        .args(target)
+        .args(["--log-level", "warn"])
+        .stdin(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn rekindle");
+    let start = Instant::now();
+    // Alternate two contents so that every probe is a real change.
+    for probe in [0, usize::MAX].into_iter().cycle() {
+        kubelet::emulate(dir, &payload(probe));
+        if tokio::time::timeout(Duration::from_millis(200), hup.recv())
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "rekindle did not start"
+        );
+    }
+    child
+}
+
+fn stop(mut child: Child) {
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -73,6 +73,15 @@ mod bytes_free {
     }
 }
 
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// One request. Returns the status code it got back.
 async fn attempt(url: &WebhookUrl, options: &WebhookOptions) -> Result<u16, AttemptError> {
     let stream = TcpStream::connect((url.connect_host(), url.port))
@@ -82,10 +91,11 @@ async fn attempt(url: &WebhookUrl, options: &WebhookOptions) -> Result<u16, Atte
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| AttemptError::Do(e.to_string()))?;
-    // The connection task ends when the response is read or the sender is dropped.
-    let driver = tokio::spawn(async move {
+    // The connection lives in its own task; aborting it when this attempt ends,
+    // or is dropped by a timeout or a newer change, closes the socket at once.
+    let _driver = AbortOnDrop(tokio::spawn(async move {
         let _ = connection.await;
-    });
+    }));
     let mut builder = Request::builder()
         .method(options.method.clone())
         .uri(url.path_and_query.as_str())
@@ -101,8 +111,6 @@ async fn attempt(url: &WebhookUrl, options: &WebhookOptions) -> Result<u16, Atte
         .body(empty_body())
         .map_err(|e| AttemptError::Create(e.to_string()))?;
     let result = sender.send_request(request).await;
-    drop(sender);
-    driver.abort();
     let response = result.map_err(|e| AttemptError::Do(e.to_string()))?;
     Ok(response.status().as_u16())
 }

@@ -202,8 +202,14 @@ fn starts_on_defaults_without_config_and_picks_it_up_later() {
             .contains("does not exist"),
         "{config}"
     );
-    publish(&config_dir, &[("MAX_CONNECTIONS", "7")]);
-    let config = app.wait_for_config("version 1", |c| c["version"] == 1);
+    // The volume appears whole: written beside it, then renamed into place.
+    // (Creating it empty and writing afterwards would be two states the app may
+    // rightly see one by one, since an empty plain directory is a valid config.)
+    let staging = dir.path().join("staging");
+    publish(&staging, &[("MAX_CONNECTIONS", "7")]);
+    fs::rename(&staging, &config_dir).unwrap();
+    let config = app.wait_for_config("version 1", |c| c["version"] != 0);
+    assert_eq!(config["version"], 1, "{config}");
     assert_eq!(config["settings"]["max_connections"], 7);
     assert_eq!(config["last_error"], Value::Null);
 }

@@ -96,9 +96,10 @@ fn serve(
     answer: &(dyn Fn(usize) -> Answer + Send + Sync),
 ) {
     // A client that closed its previous connection right before opening this one
-    // is not piling up; give this side a moment to notice the close.
+    // is not piling up, but the thread serving that one may not have seen the
+    // close yet: wait for it (bounded) before counting this connection as a second.
     let start = std::time::Instant::now();
-    while state.open.load(Ordering::SeqCst) > 0 && start.elapsed() < Duration::from_millis(500) {
+    while state.open.load(Ordering::SeqCst) > 0 && start.elapsed() < Duration::from_secs(3) {
         thread::sleep(Duration::from_millis(5));
     }
     let now = state.open.fetch_add(1, Ordering::SeqCst) + 1;

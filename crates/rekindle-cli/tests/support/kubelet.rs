@@ -11,6 +11,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use rekindle_testenv::kubelet_writer::KubeletWriter;
 
@@ -54,8 +55,8 @@ impl Volume {
     }
 }
 
-/// The AtomicWriter's swap, step by step.
-pub fn emulate(dir: &Path, payload: &BTreeMap<String, Vec<u8>>) {
+/// The AtomicWriter's swap, step by step; returns the instant of the `..data` rename.
+pub fn emulate(dir: &Path, payload: &BTreeMap<String, Vec<u8>>) -> Instant {
     fs::create_dir_all(dir).expect("volume dir");
     let old = fs::read_link(dir.join("..data")).ok();
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
@@ -72,6 +73,7 @@ pub fn emulate(dir: &Path, payload: &BTreeMap<String, Vec<u8>>) {
     let tmp = dir.join("..data_tmp");
     let _ = fs::remove_file(&tmp);
     symlink(&stamp, &tmp).expect("..data_tmp");
+    let renamed = Instant::now();
     fs::rename(&tmp, dir.join("..data")).expect("rename over ..data");
     for key in payload.keys() {
         let top = key.split('/').next().unwrap_or(key);
@@ -94,4 +96,5 @@ pub fn emulate(dir: &Path, payload: &BTreeMap<String, Vec<u8>>) {
     if let Some(old) = old {
         let _ = fs::remove_dir_all(dir.join(old));
     }
+    renamed
 }
