@@ -524,3 +524,59 @@ fn kubelet_writer_swaps_signal_exactly_once_each() {
     wait_for("ten SIGHUPs", || counter.count("HUP") == 10);
     assert_eq!(rk.count_in_log("signal sent"), 10, "{}", rk.log_text());
 }
+
+/// The kernel's own inotify queue overflow: rekindle is stopped (SIGSTOP) so it
+/// cannot drain its queue, the directory is churned past
+/// `fs.inotify.max_queued_events`, and only then the volume is swapped, so the
+/// swap's events are dropped by the kernel. The overflow marker must make
+/// rekindle re-read, and the change must be acted on exactly once.
+#[test]
+#[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
+fn inotify_queue_overflow_rereads_the_directory() {
+    let (tmp, volume) = Volume::in_tempdir(&[("conf", "1")]);
+    let out = tmp.path().join("exec.out");
+    let exec = format!("echo \"$REKINDLE_DIGEST\" >> {}", out.display());
+    let rk = Rekindle::start(
+        &[
+            "watch",
+            "--dir",
+            volume.dir.to_str().expect("utf8"),
+            "--exec",
+            &exec,
+            // The safety net must not be what finds the change.
+            "--rescan-interval",
+            "1h",
+        ],
+        tmp.path(),
+    );
+    rk.wait_log("watching", 1);
+    rk.signal(Signal::STOP);
+    wait_for("rekindle to be stopped", || {
+        fs::read_to_string(format!("/proc/{}/stat", rk.pid())).is_ok_and(|stat| {
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|s| s.trim_start().starts_with('T'))
+        })
+    });
+    let queue: usize = fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+        .expect("max_queued_events")
+        .trim()
+        .parse()
+        .expect("a number");
+    // Each round queues at least two events (create, delete); alternating them
+    // keeps the kernel from merging repeats.
+    let churn = volume.dir.join("..churn");
+    for _ in 0..queue / 2 + 100 {
+        fs::write(&churn, b"").expect("create");
+        fs::remove_file(&churn).expect("delete");
+    }
+    volume.write(&[("conf", "2")]);
+    rk.signal(Signal::CONT);
+    rk.wait_log("inotify queue overflowed", 1);
+    rk.wait_log("config change applied", 1);
+    let expected = rekindle::Snapshot::read(&volume.dir).expect("snapshot");
+    assert_eq!(
+        fs::read_to_string(&out).expect("exec output"),
+        format!("{}\n", expected.digest())
+    );
+}

@@ -284,7 +284,14 @@ impl<H: FnMut(WatchEvent)> Worker<H> {
                 pending.deadline =
                     (now + quiet).min(pending.first_event + quiet * MAX_QUIET_PERIODS);
             }
-            Reaction::ReadNow | Reaction::Rescan => self.read(),
+            Reaction::ReadNow => self.read(),
+            Reaction::Rescan => {
+                tracing::warn!(
+                    dir = %self.dir.display(),
+                    "inotify queue overflowed, events were lost; re-reading the directory"
+                );
+                self.read();
+            }
             Reaction::RootGone => self.establish(),
         }
     }
