@@ -81,7 +81,8 @@ Start PROGRAM as a child and watch directories. On each real change (after
 and start it again.
 
 rekindle forwards SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 and SIGQUIT to the
-program, reaps zombies when it runs as PID 1, and exits with the program's exit
+program, reaps the processes it leaves behind (as PID 1, and elsewhere as a
+child subreaper), and exits with the program's exit
 status (128 + the signal number when the program was killed by a signal). No
 shared process namespace is needed.";
 

@@ -137,6 +137,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // must be forwarded, not kill us.
     let incoming = Incoming::install().context("installing signal handlers")?;
     let children = Children::start().context("installing the SIGCHLD handler")?;
+    // As a subreaper, processes the program leaves behind are re-parented to us
+    // and reaped even when we are not PID 1 (an entrypoint script, tini, a shell).
+    if let Err(error) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
+        tracing::warn!(%error, "cannot become a child subreaper; orphans of the program go to PID 1");
+    }
     let metrics = Arc::new(Metrics::new(false));
     let readiness = Arc::new(Readiness::new(&dirs));
     crate::watch::start_server(args.listen.as_deref(), "/metrics", &metrics, &readiness).await?;

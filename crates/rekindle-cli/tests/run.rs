@@ -214,10 +214,7 @@ fn validation_failure_keeps_the_child_untouched() {
 }
 
 #[test]
-fn reaps_orphans_as_a_subreaper_would() {
-    // The program leaves a grandchild behind and exits; rekindle must still exit
-    // with the program's status (the orphan belongs to init here, as rekindle is
-    // not PID 1 in tests; the PID 1 path shares the same reaper).
+fn exits_with_the_status_of_a_program_that_leaves_a_process_behind() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut rk = Rekindle::start(
         &[
@@ -232,4 +229,56 @@ fn reaps_orphans_as_a_subreaper_would() {
         tmp.path(),
     );
     assert_eq!(rk.wait_exit().code(), Some(3));
+}
+
+/// The program's own child outlives the shell that started it: it must be
+/// re-parented to rekindle (a subreaper even when not PID 1) and, once it
+/// exits, reaped rather than left a zombie.
+#[test]
+fn orphans_of_the_program_are_adopted_and_reaped() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pid_file = tmp.path().join("orphan.pid");
+    let release = tmp.path().join("release");
+    // The subshell starts a waiter and exits at once, orphaning it; the waiter
+    // exits when the test creates `release`.
+    let program = format!(
+        "(sh -c 'while [ ! -e {release} ]; do sleep 0.05; done' & echo $! > {pid_file}); exec sleep 1000",
+        release = release.display(),
+        pid_file = pid_file.display()
+    );
+    let rk = Rekindle::start(
+        &[
+            "run",
+            "--watch",
+            tmp.path().to_str().expect("utf8"),
+            "--",
+            "sh",
+            "-c",
+            &program,
+        ],
+        tmp.path(),
+    );
+    wait_for("the orphan's pid", || {
+        fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let orphan: i32 = fs::read_to_string(&pid_file)
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    let stat = || fs::read_to_string(format!("/proc/{orphan}/stat")).ok();
+    let parent = |stat: &str| -> Option<i32> {
+        stat.rsplit(')')
+            .next()?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    wait_for("the orphan to be re-parented to rekindle", || {
+        stat().and_then(|s| parent(&s)) == Some(rk.pid())
+    });
+    fs::write(&release, b"").expect("release");
+    // A zombie keeps its /proc entry until reaped.
+    wait_for("the orphan to be reaped", || stat().is_none());
 }
