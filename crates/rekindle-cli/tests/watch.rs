@@ -580,3 +580,51 @@ fn inotify_queue_overflow_rereads_the_directory() {
         format!("{}\n", expected.digest())
     );
 }
+
+/// A target owned by another user: the kernel refuses the signal (EPERM), and
+/// the error says why and what to do. rekindle runs as `nobody` through
+/// `setpriv` (directly as root, else through `sudo -n`), the target as us.
+#[test]
+#[ignore = "needs the kubelet writer (scripts/provision-k8s.sh) and root or sudo"]
+fn signal_refused_by_the_kernel_names_the_likely_cause() {
+    use std::os::unix::fs::PermissionsExt;
+    let (tmp, volume) = Volume::in_tempdir(&[("conf", "1")]);
+    // Let `nobody` read the volume.
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let name = "rekindle-test-other-user";
+    let counter = SignalCounter::start(name, tmp.path());
+    let port = free_port();
+    let mut command = if rustix::process::geteuid().is_root() {
+        std::process::Command::new("setpriv")
+    } else {
+        let mut sudo = std::process::Command::new("sudo");
+        sudo.args(["-n", "setpriv"]);
+        sudo
+    };
+    command
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_rekindle"))
+        .args(["watch", "--dir"])
+        .arg(&volume.dir)
+        .args(["--process-name", name, "--listen"])
+        .arg(format!("127.0.0.1:{port}"));
+    let rk = Rekindle::spawn(command, tmp.path().join("rekindle.log"));
+    rk.wait_log("watching", 1);
+    volume.write(&[("conf", "2")]);
+    rk.wait_log("config change: action failed", 1);
+    let log = rk.log_text();
+    for expected in [
+        &format!("not permitted to signal process {}", counter.pid()),
+        "different user",
+        "CAP_KILL",
+        "shareProcessNamespace",
+    ] {
+        assert!(log.contains(expected), "{expected:?} missing:\n{log}");
+    }
+    assert_eq!(counter.count("HUP"), 0);
+    let (_, metrics) = http_get(port, "/metrics").expect("metrics");
+    assert!(
+        metrics.contains("rekindle_actions_total{action=\"signal\",result=\"failure\"} 1"),
+        "{metrics}"
+    );
+}
