@@ -127,15 +127,18 @@ async fn run() {
     );
 
     // Baseline: a SIGHUP this process sends itself, to its own tokio handler.
-    let mut own = Vec::with_capacity(swaps);
-    for _ in 0..swaps {
-        let t0 = Instant::now();
-        rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::HUP)
-            .expect("kill self");
-        hup.recv().await;
-        own.push(t0.elapsed());
-    }
-    report("baseline: kill(self, SIGHUP) to the handler", own);
+    measure(
+        "baseline: kill(self, SIGHUP) to the handler",
+        swaps,
+        &dir,
+        &mut hup,
+        |_| {
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::HUP)
+                .expect("kill self");
+            None
+        },
+    )
+    .await;
 
     let own_pid = std::process::id().to_string();
     let by_pid = start_sidecar(

@@ -6,7 +6,7 @@ mod support;
 use std::fs;
 
 use rustix::process::Signal;
-use support::{COUNTER_SCRIPT, Rekindle, Volume, count_lines, line_count, wait_for};
+use support::{COUNTER_SCRIPT, Rekindle, Volume, count_lines, line_count, proc_stat, wait_for};
 
 fn counter_script(dir: &std::path::Path) -> (String, std::path::PathBuf) {
     let script = dir.join("counter.sh");
@@ -266,19 +266,9 @@ fn orphans_of_the_program_are_adopted_and_reaped() {
         .trim()
         .parse()
         .expect("a pid");
-    let stat = || fs::read_to_string(format!("/proc/{orphan}/stat")).ok();
-    let parent = |stat: &str| -> Option<i32> {
-        stat.rsplit(')')
-            .next()?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
-    };
     wait_for("the orphan to be re-parented to rekindle", || {
-        stat().and_then(|s| parent(&s)) == Some(rk.pid())
+        proc_stat(orphan).is_some_and(|(_, ppid)| ppid == rk.pid())
     });
     fs::write(&release, b"").expect("release");
-    // A zombie keeps its /proc entry until reaped.
-    wait_for("the orphan to be reaped", || stat().is_none());
+    wait_for("the orphan to be reaped", || proc_stat(orphan).is_none());
 }

@@ -6,7 +6,9 @@ use std::fs;
 
 use rustix::process::Signal;
 use support::http::{Answer, Server};
-use support::{Rekindle, SignalCounter, Volume, count_lines, free_port, http_get, wait_for};
+use support::{
+    Rekindle, SignalCounter, Volume, count_lines, free_port, http_get, proc_stat, wait_for,
+};
 
 /// Longer than the 15 bytes the kernel keeps in /proc/PID/comm.
 const LONG_NAME: &str = "rekindle-test-config-consumer";
@@ -552,11 +554,7 @@ fn inotify_queue_overflow_rereads_the_directory() {
     rk.wait_log("watching", 1);
     rk.signal(Signal::STOP);
     wait_for("rekindle to be stopped", || {
-        fs::read_to_string(format!("/proc/{}/stat", rk.pid())).is_ok_and(|stat| {
-            stat.rsplit(')')
-                .next()
-                .is_some_and(|s| s.trim_start().starts_with('T'))
-        })
+        proc_stat(rk.pid()).is_some_and(|(state, _)| state == 'T')
     });
     let queue: usize = fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
         .expect("max_queued_events")

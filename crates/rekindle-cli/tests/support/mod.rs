@@ -205,6 +205,17 @@ impl Drop for SignalCounter {
     }
 }
 
+/// A process's state letter and parent PID from `/proc/PID/stat`; `None` once
+/// it is gone (a zombie keeps its entry until reaped). The command name may
+/// hold spaces and `)`, so the fields are read after the last `)`.
+pub fn proc_stat(pid: i32) -> Option<(char, i32)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
 /// A free loopback port (bound then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
