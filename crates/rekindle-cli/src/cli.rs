@@ -7,8 +7,10 @@ use std::time::Duration;
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use rustix::process::Signal;
 
-use crate::url::WebhookUrl;
-use crate::{duration, signals};
+use crate::duration;
+use crate::signal::names as signals;
+use crate::size;
+use crate::url::{WebhookUrl, WebhookUrlArg};
 
 const ABOUT: &str = "Hot-reload for Kubernetes ConfigMap and Secret volumes";
 
@@ -161,7 +163,7 @@ pub struct ValidateArgs {
     #[arg(long, value_name = "CMD")]
     pub validate: Option<String>,
     /// How long --validate may run before it is killed and counted as a failure.
-    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = duration::parse_arg)]
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = duration::COMMAND_TIMEOUT)]
     pub validate_timeout: Duration,
 }
 
@@ -199,24 +201,25 @@ pub struct WatchArgs {
     #[arg(long, value_name = "CMD", help_heading = "Exec action")]
     pub exec: Option<String>,
     /// How long --exec may run before it is killed (with everything it started).
-    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = duration::parse_arg, help_heading = "Exec action")]
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = duration::COMMAND_TIMEOUT, help_heading = "Exec action")]
     pub exec_timeout: Duration,
 
     /// URL to call (http:// only; `user:pass@` becomes basic auth and is never logged).
     /// Repeat for several.
-    #[arg(long = "webhook-url", value_name = "URL", num_args = 1.., value_parser = parse_url, help_heading = "Webhook action")]
+    #[arg(long = "webhook-url", value_name = "URL", num_args = 1.., value_parser = WebhookUrlArg, help_heading = "Webhook action")]
     pub webhook_url: Vec<WebhookUrl>,
     /// HTTP method.
     #[arg(long, value_name = "METHOD", default_value = "POST", value_parser = parse_method, help_heading = "Webhook action")]
     pub webhook_method: hyper::Method,
-    /// The status code that counts as success.
+    /// The one status code that counts as success. Without it, any 2xx does
+    /// (200, 202, 204...). configmap-reload's mode keeps its own default: exactly 200.
     #[arg(
         long,
         value_name = "CODE",
-        default_value_t = 200,
+        value_parser = clap::value_parser!(u16).range(100..=599),
         help_heading = "Webhook action"
     )]
-    pub webhook_status_code: u16,
+    pub webhook_status_code: Option<u16>,
     /// Retries after a failed call (so at most N+1 attempts), with exponential backoff
     /// and jitter. A newer change cancels retries still pending for an older one.
     #[arg(
@@ -227,10 +230,10 @@ pub struct WatchArgs {
     )]
     pub webhook_retries: u32,
     /// Deadline of one call: connect, send, and receive the response status.
-    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = duration::parse_arg, help_heading = "Webhook action")]
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = duration::WEBHOOK_TIMEOUT, help_heading = "Webhook action")]
     pub webhook_timeout: Duration,
     /// Delay before the first retry; doubled for each further retry (at most 30s).
-    #[arg(long, value_name = "DUR", default_value = "1s", value_parser = duration::parse_arg, help_heading = "Webhook action")]
+    #[arg(long, value_name = "DUR", default_value = "1s", value_parser = duration::WEBHOOK_BACKOFF, help_heading = "Webhook action")]
     pub webhook_backoff: Duration,
 
     #[command(flatten)]
@@ -242,8 +245,13 @@ pub struct WatchArgs {
     /// Run the actions once for the first read at start, too.
     #[arg(long)]
     pub reload_on_start: bool,
+    /// Largest total size of one read of a watched directory (all its files), such as
+    /// 512Ki, 64Mi, 1Gi. A bigger volume is not applied and the file that crossed the
+    /// limit is named in the log.
+    #[arg(long, value_name = "SIZE", default_value = "64Mi", value_parser = size::parse_volume_size)]
+    pub max_volume_size: u64,
     /// Safety-net interval: re-read the directories this often even without events.
-    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = duration::parse_arg)]
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = duration::RESCAN_INTERVAL)]
     pub rescan_interval: Duration,
 }
 
@@ -270,23 +278,24 @@ pub struct RunArgs {
     #[arg(long, value_name = "SIG", default_value = "TERM", value_parser = signals::parse_arg)]
     pub stop_signal: Signal,
     /// How long to wait after --stop-signal before SIGKILL.
-    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = duration::parse_arg)]
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = duration::STOP_TIMEOUT)]
     pub stop_timeout: Duration,
     #[command(flatten)]
     pub validate: ValidateArgs,
     /// Serve /metrics, /healthz and /readyz on this address.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Largest total size of one read of a watched directory (all its files), such as
+    /// 512Ki, 64Mi, 1Gi. A bigger volume is not applied and the file that crossed the
+    /// limit is named in the log.
+    #[arg(long, value_name = "SIZE", default_value = "64Mi", value_parser = size::parse_volume_size)]
+    pub max_volume_size: u64,
     /// Safety-net interval: re-read the directories this often even without events.
-    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = duration::parse_arg)]
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = duration::RESCAN_INTERVAL)]
     pub rescan_interval: Duration,
     /// The program to run, and its arguments (after `--`).
     #[arg(last = true, required = true, value_name = "PROGRAM")]
     pub command: Vec<OsString>,
-}
-
-pub fn parse_url(text: &str) -> Result<WebhookUrl, String> {
-    WebhookUrl::parse(text).map_err(|e| e.to_string())
 }
 
 pub fn parse_method(text: &str) -> Result<hyper::Method, String> {
@@ -369,5 +378,143 @@ mod tests {
             r.command,
             vec![OsString::from("sleep"), OsString::from("-x")]
         );
+    }
+
+    fn watch_with(extra: &[&str]) -> Result<Cli, clap::Error> {
+        let mut args = vec!["rekindle", "watch", "--dir", "/x", "--exec", "true"];
+        args.extend_from_slice(extra);
+        Cli::try_parse_from(args)
+    }
+
+    fn run_with(extra: &[&str]) -> Result<Cli, clap::Error> {
+        let mut args = vec!["rekindle", "run", "--watch", "/x"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "true"]);
+        Cli::try_parse_from(args)
+    }
+
+    /// Asserts a usage error of kind ValueValidation whose text names `flag`
+    /// and contains `needle`.
+    fn assert_refused(result: Result<Cli, clap::Error>, flag: &str, needle: &str) {
+        let err = result.expect_err(flag);
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{err}");
+        let text = err.to_string();
+        assert!(text.contains(flag), "{text}");
+        assert!(text.contains(needle), "{text}");
+    }
+
+    #[test]
+    fn duration_flags_are_bounded() {
+        assert_refused(
+            watch_with(&["--rescan-interval", "0"]),
+            "--rescan-interval",
+            "at least 1s",
+        );
+        assert_refused(
+            watch_with(&["--rescan-interval", "25h"]),
+            "--rescan-interval",
+            "at most 24h",
+        );
+        assert_refused(
+            watch_with(&["--webhook-timeout", "0"]),
+            "--webhook-timeout",
+            "at least 10ms",
+        );
+        assert_refused(
+            watch_with(&["--webhook-timeout", "2h"]),
+            "--webhook-timeout",
+            "at most 1h",
+        );
+        assert_refused(
+            watch_with(&["--webhook-backoff", "1ms"]),
+            "--webhook-backoff",
+            "at least 10ms",
+        );
+        assert_refused(
+            watch_with(&["--exec-timeout", "0s"]),
+            "--exec-timeout",
+            "at least 10ms",
+        );
+        assert_refused(
+            watch_with(&["--validate-timeout", "48h"]),
+            "--validate-timeout",
+            "at most 24h",
+        );
+        assert_refused(
+            run_with(&["--stop-timeout", "2h"]),
+            "--stop-timeout",
+            "at most 1h",
+        );
+        assert_refused(
+            run_with(&["--rescan-interval", "0"]),
+            "--rescan-interval",
+            "at least 1s",
+        );
+        for flag in [
+            "--rescan-interval",
+            "--webhook-timeout",
+            "--webhook-backoff",
+            "--exec-timeout",
+            "--validate-timeout",
+        ] {
+            assert_refused(watch_with(&[flag, "99999999999h"]), flag, "at most");
+        }
+    }
+
+    #[test]
+    fn duration_bounds_are_inclusive() {
+        let cli = watch_with(&[
+            "--rescan-interval",
+            "1s",
+            "--webhook-timeout",
+            "10ms",
+            "--webhook-backoff",
+            "1h",
+            "--exec-timeout",
+            "24h",
+        ])
+        .expect("parse");
+        let Command::Watch(w) = cli.command else {
+            panic!("not watch")
+        };
+        assert_eq!(w.rescan_interval, Duration::from_secs(1));
+        assert_eq!(w.webhook_timeout, Duration::from_millis(10));
+        // Zero is meaningful for --stop-timeout: kill at once.
+        let cli = run_with(&["--stop-timeout", "0"]).expect("parse");
+        let Command::Run(r) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(r.stop_timeout, Duration::ZERO);
+    }
+
+    #[test]
+    fn webhook_status_code_is_optional() {
+        let cli = watch_with(&["--webhook-url", "http://a/"]).expect("parse");
+        let Command::Watch(w) = cli.command else {
+            panic!("not watch")
+        };
+        assert_eq!(w.webhook_status_code, None);
+        let cli = watch_with(&["--webhook-url", "http://a/", "--webhook-status-code", "202"])
+            .expect("parse");
+        let Command::Watch(w) = cli.command else {
+            panic!("not watch")
+        };
+        assert_eq!(w.webhook_status_code, Some(202));
+        assert_refused(
+            watch_with(&["--webhook-status-code", "2000"]),
+            "--webhook-status-code",
+            "2000",
+        );
+    }
+
+    #[test]
+    fn bad_webhook_url_is_a_usage_error_without_the_password() {
+        let err = watch_with(&["--webhook-url", "http://admin:hunter2@app:port/reload"])
+            .expect_err("bad port");
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        let text = err.to_string();
+        assert!(text.contains("--webhook-url"), "{text}");
+        assert!(text.contains("port"), "{text}");
+        assert!(!text.contains("hunter2"), "the password is shown: {text}");
     }
 }

@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::cli::{LogArgs, LogFormat, LogLevel, parse_method, parse_url};
+use crate::cli::{LogArgs, LogFormat, LogLevel, parse_method};
 use crate::plan::{MAX_BACKOFF, SignalPlan, Target, WatchPlan};
-use crate::url::WebhookUrl;
-use crate::webhook::WebhookOptions;
+use crate::url::{WebhookUrl, WebhookUrlArg};
+use crate::webhook::{ExpectStatus, WebhookOptions};
 
 /// configmap-reload's flags that select this mode when they come first.
 const CONFIGMAP_RELOAD_FLAGS: &[&str] = &[
@@ -44,7 +44,7 @@ pub struct ConfigmapReloadArgs {
     pub volume_dirs: Vec<PathBuf>,
     /// The url to send a request to when the specified config map volume directory has
     /// been updated; may be used multiple times.
-    #[arg(long = "webhook-url", value_name = "URL", required = true, value_parser = parse_url)]
+    #[arg(long = "webhook-url", value_name = "URL", required = true, value_parser = WebhookUrlArg)]
     pub webhook_urls: Vec<WebhookUrl>,
     /// The HTTP method url to use to send the webhook.
     #[arg(long = "webhook-method", default_value = "POST", value_parser = parse_method)]
@@ -122,7 +122,8 @@ impl ConfigmapReloadArgs {
             webhooks: self.webhook_urls,
             webhook: WebhookOptions {
                 method: self.webhook_method,
-                expect_status: self.webhook_status_code,
+                // configmap-reload's exact match, unlike rekindle watch's any-2xx.
+                expect_status: ExpectStatus::Exact(self.webhook_status_code),
                 attempts: self.webhook_retries,
                 // configmap-reload has no timeout at all; a hung webhook would stop
                 // every later reload. Ten seconds is our default.
@@ -136,6 +137,7 @@ impl ConfigmapReloadArgs {
             reload_on_start: false,
             configmap_reload_metrics: true,
             rescan_interval: Duration::from_secs(60),
+            limits: rekindle::ReadLimits::default(),
         }
     }
 }
@@ -169,9 +171,8 @@ pub fn sidecar_plan(
         .filter(|n| !n.is_empty())
         .ok_or(SidecarEnvError::NoProcess)?;
     let signal = match env("RELOAD_SIGNAL").filter(|s| !s.trim().is_empty()) {
-        Some(text) => {
-            crate::signals::parse(&text).map_err(|e| SidecarEnvError::Signal(e.to_string()))?
-        }
+        Some(text) => crate::signal::names::parse(&text)
+            .map_err(|e| SidecarEnvError::Signal(e.to_string()))?,
         None => rustix::process::Signal::HUP,
     };
     let verbose =
@@ -186,7 +187,7 @@ pub fn sidecar_plan(
         webhooks: Vec::new(),
         webhook: WebhookOptions {
             method: hyper::Method::POST,
-            expect_status: 200,
+            expect_status: ExpectStatus::Exact(200),
             attempts: 0,
             timeout: Duration::from_secs(10),
             backoff: Duration::from_secs(1),
@@ -198,6 +199,7 @@ pub fn sidecar_plan(
         reload_on_start: false,
         configmap_reload_metrics: false,
         rescan_interval: Duration::from_secs(60),
+        limits: rekindle::ReadLimits::default(),
     };
     let log = LogArgs {
         log_format: LogFormat::Text,
@@ -292,7 +294,7 @@ mod tests {
             vec![PathBuf::from("/etc/a"), PathBuf::from("/etc/b")]
         );
         assert_eq!(plan.webhook.attempts, 1);
-        assert_eq!(plan.webhook.expect_status, 200);
+        assert_eq!(plan.webhook.expect_status, ExpectStatus::Exact(200));
         assert_eq!(plan.webhook.method, hyper::Method::POST);
         assert_eq!(plan.listen.as_deref(), Some(":9533"));
         assert_eq!(plan.metrics_path, "/metrics");

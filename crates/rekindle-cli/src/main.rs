@@ -1,22 +1,19 @@
 //! `rekindle`: the sidecar (`rekindle watch`) and supervisor (`rekindle run`)
 //! for Kubernetes ConfigMap/Secret hot-reload.
 
-mod actions;
+mod action;
 mod app;
-mod children;
 mod cli;
 mod compat;
-mod deliver;
-mod discovery;
+mod driver;
 mod duration;
 mod logging;
 mod metrics;
-mod pipeline;
 mod plan;
+mod process;
 mod server;
-mod shell;
-mod signals;
-mod source;
+mod signal;
+mod size;
 mod supervisor;
 mod url;
 mod watch;

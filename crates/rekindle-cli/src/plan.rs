@@ -8,7 +8,7 @@ use rustix::process::Signal;
 
 use crate::cli::WatchArgs;
 use crate::url::WebhookUrl;
-use crate::webhook::WebhookOptions;
+use crate::webhook::{ExpectStatus, WebhookOptions};
 
 /// Who gets the signal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +44,8 @@ pub struct WatchPlan {
     /// Serve configmap-reload's metric names too.
     pub configmap_reload_metrics: bool,
     pub rescan_interval: Duration,
+    /// Bounds on one read of a watched directory.
+    pub limits: rekindle::ReadLimits,
 }
 
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -70,7 +72,7 @@ impl WatchPlan {
             webhooks: args.webhook_url,
             webhook: WebhookOptions {
                 method: args.webhook_method,
-                expect_status: args.webhook_status_code,
+                expect_status: ExpectStatus::exact_or_2xx(args.webhook_status_code),
                 attempts: args.webhook_retries.saturating_add(1),
                 timeout: args.webhook_timeout,
                 backoff: args.webhook_backoff,
@@ -85,6 +87,10 @@ impl WatchPlan {
             reload_on_start: args.reload_on_start,
             configmap_reload_metrics: false,
             rescan_interval: args.rescan_interval,
+            limits: rekindle::ReadLimits {
+                max_volume_bytes: args.max_volume_size,
+                ..rekindle::ReadLimits::default()
+            },
         }
     }
 }

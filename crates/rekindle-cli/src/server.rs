@@ -5,12 +5,14 @@ use std::convert::Infallible;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::CONTENT_TYPE;
+use hyper::server::conn::http1;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
@@ -131,19 +133,58 @@ fn route(endpoints: &Endpoints, path: &str) -> Response<Full<Bytes>> {
     }
 }
 
+/// How long a client may take to send a request's headers, and how long an
+/// idle keep-alive connection is kept. A scraper or probe sends its request at
+/// once; without a limit, a client that sends half a request (or nothing)
+/// holds a connection and a file descriptor forever, and enough of them starve
+/// the process. hyper only enforces this with a timer set on the builder.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Delays between retries of a failing `accept`. Errors such as EMFILE (no
+/// descriptor left) leave the connection queued, so an immediate retry fails
+/// again at once: without a pause the loop burns a whole core until some
+/// descriptor is freed. Short enough that the server is back within a second.
+const ACCEPT_BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
 /// Serves until the task is dropped.
 pub async fn serve(listener: TcpListener, endpoints: Arc<Endpoints>) {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    // The delay of the current streak of accept errors; `None` outside one.
+    let mut backoff: Option<Duration> = None;
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => {
+                if backoff.take().is_some() {
+                    tracing::info!("metrics server: accepting connections again");
+                }
+                stream
+            }
+            Err(error) => {
+                let delay = match backoff {
+                    // Once per streak: the same error every 100 ms would flood the log.
+                    None => {
+                        tracing::warn!(%error, "metrics server: cannot accept connections; retrying with backoff");
+                        ACCEPT_BACKOFF_FIRST
+                    }
+                    Some(delay) => (delay * 2).min(ACCEPT_BACKOFF_MAX),
+                };
+                backoff = Some(delay);
+                tokio::time::sleep(delay).await;
+                continue;
+            }
         };
         let endpoints = endpoints.clone();
+        let builder = builder.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
                 let response = route(&endpoints, request.uri().path());
                 async move { Ok::<_, Infallible>(response) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
+            let _ = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });

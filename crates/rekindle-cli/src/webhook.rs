@@ -5,6 +5,7 @@
 //! Superseding is the caller's job: it drops (aborts) the delivery future when a
 //! newer change arrives, which closes the connection and stops the retries.
 
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use bytes_free::empty_body;
@@ -16,12 +17,46 @@ use tokio::net::TcpStream;
 use crate::metrics::Metrics;
 use crate::url::WebhookUrl;
 
+/// Which answers count as success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectStatus {
+    /// Any 2xx. A reload endpoint may well answer 202 Accepted or 204 No
+    /// Content; this is `rekindle watch`'s default.
+    Success2xx,
+    /// Exactly this code: `--webhook-status-code`, and configmap-reload's mode,
+    /// whose users rely on its exact match (default 200).
+    Exact(u16),
+}
+
+impl ExpectStatus {
+    /// `Exact` when a code was asked for, else any 2xx.
+    pub fn exact_or_2xx(code: Option<u16>) -> ExpectStatus {
+        code.map_or(ExpectStatus::Success2xx, ExpectStatus::Exact)
+    }
+
+    pub fn accepts(self, status: u16) -> bool {
+        match self {
+            ExpectStatus::Success2xx => (200..300).contains(&status),
+            ExpectStatus::Exact(code) => status == code,
+        }
+    }
+}
+
+impl fmt::Display for ExpectStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectStatus::Success2xx => f.write_str("2xx"),
+            ExpectStatus::Exact(code) => write!(f, "{code}"),
+        }
+    }
+}
+
 /// How to call the webhooks.
 #[derive(Debug, Clone)]
 pub struct WebhookOptions {
     pub method: hyper::Method,
-    /// The one status that counts as success.
-    pub expect_status: u16,
+    /// Which statuses count as success.
+    pub expect_status: ExpectStatus,
     /// Total number of attempts per delivery; 0 sends nothing.
     pub attempts: u32,
     /// Deadline of one attempt.
@@ -34,14 +69,18 @@ pub struct WebhookOptions {
 /// Why one attempt failed; the names are configmap-reload's metric reasons.
 #[derive(Debug, thiserror::Error)]
 pub enum AttemptError {
+    /// The request could not be built (`client_request_create`).
     #[error("could not build the request: {0}")]
     Create(String),
+    /// Connecting, sending or reading the answer failed (`client_request_do`).
     #[error("request failed: {0}")]
     Do(String),
+    /// No answer within `--webhook-timeout` (counted as `client_request_do`).
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// An answer whose status does not count as success (`client_response`).
     #[error("unexpected status {got} (expected {expected})")]
-    Status { got: u16, expected: u16 },
+    Status { got: u16, expected: ExpectStatus },
 }
 
 impl AttemptError {
@@ -104,8 +143,8 @@ async fn attempt(url: &WebhookUrl, options: &WebhookOptions) -> Result<u16, Atte
     if options.method != hyper::Method::GET && options.method != hyper::Method::HEAD {
         builder = builder.header(CONTENT_LENGTH, "0");
     }
-    if let Some(auth) = url.basic_auth() {
-        builder = builder.header(AUTHORIZATION, auth);
+    if let Some(auth) = url.authorization() {
+        builder = builder.header(AUTHORIZATION, auth.clone());
     }
     let request = builder
         .body(empty_body())
@@ -129,7 +168,7 @@ pub async fn deliver(
         let outcome = match tokio::time::timeout(options.timeout, attempt(url, options)).await {
             Ok(Ok(status)) => {
                 metrics.webhook_request(&label, Some(status), started.elapsed());
-                if status == options.expect_status {
+                if options.expect_status.accepts(status) {
                     Ok(())
                 } else {
                     Err(AttemptError::Status {
@@ -210,10 +249,36 @@ mod tests {
         assert_eq!(
             AttemptError::Status {
                 got: 500,
-                expected: 200
+                expected: ExpectStatus::Exact(200)
             }
             .reason(),
             "client_response"
         );
+    }
+
+    #[test]
+    fn expected_status() {
+        let any = ExpectStatus::exact_or_2xx(None);
+        assert_eq!(any, ExpectStatus::Success2xx);
+        for ok in [200, 202, 204, 299] {
+            assert!(any.accepts(ok), "{ok}");
+        }
+        for bad in [199, 300, 304, 404, 500] {
+            assert!(!any.accepts(bad), "{bad}");
+        }
+        let exact = ExpectStatus::exact_or_2xx(Some(200));
+        assert!(exact.accepts(200));
+        assert!(!exact.accepts(204));
+        assert!(ExpectStatus::Exact(302).accepts(302));
+        let error = AttemptError::Status {
+            got: 500,
+            expected: any,
+        };
+        assert_eq!(error.to_string(), "unexpected status 500 (expected 2xx)");
+        let error = AttemptError::Status {
+            got: 204,
+            expected: exact,
+        };
+        assert_eq!(error.to_string(), "unexpected status 204 (expected 200)");
     }
 }

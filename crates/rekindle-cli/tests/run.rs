@@ -272,3 +272,68 @@ fn orphans_of_the_program_are_adopted_and_reaped() {
     fs::write(&release, b"").expect("release");
     wait_for("the orphan to be reaped", || proc_stat(orphan).is_none());
 }
+
+/// The program dies while a change is being validated, and an unrelated process gets its
+/// PID. That process must never receive the reload signal: rekindle notices the exit and
+/// ends with the program's status (the signal, if it were sent, goes through the
+/// program's pidfd and reaches nobody).
+#[test]
+#[ignore = "needs the kubelet writer (scripts/provision-k8s.sh) and root (ns_last_pid)"]
+fn a_reload_never_signals_a_process_that_reused_the_programs_pid() {
+    let (tmp, volume) = Volume::in_tempdir(&[("conf", "1")]);
+    let gate = tmp.path().join("gate");
+    let pid_file = tmp.path().join("program.pid");
+    let program = format!("echo $$ > {}; exec sleep 1000", pid_file.display());
+    let validate = format!("while [ ! -e {} ]; do sleep 0.02; done", gate.display());
+    let mut rk = Rekindle::start(
+        &[
+            "run",
+            "--watch",
+            volume.dir.to_str().expect("utf8"),
+            "--validate",
+            &validate,
+            "--",
+            "sh",
+            "-c",
+            &program,
+        ],
+        tmp.path(),
+    );
+    wait_for("the program's pid", || line_count(&pid_file) == 1);
+    rk.wait_log("watching", 1);
+    let pid: i32 = fs::read_to_string(&pid_file)
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    volume.write(&[("conf", "2")]);
+    wait_for("the validation to start", || {
+        support::proc_children(rk.pid()).len() == 2
+    });
+    // The program dies mid-validation and is reaped by rekindle; its PID goes to a
+    // process of ours that counts the signals it gets.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).expect("pid"),
+        Signal::KILL,
+    )
+    .expect("kill the program");
+    wait_for("the program to be reaped", || {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    });
+    let (script, out) = counter_script(tmp.path());
+    let mut victim_command = std::process::Command::new("bash");
+    victim_command.arg(&script).arg(&out);
+    let _victim =
+        support::spawn_with_pid(pid, victim_command).expect("a process with the reused PID");
+    wait_for("the victim to start", || count_lines(&out, "ready") == 1);
+    // Had the validation been allowed to pass, the reload signal would go out now.
+    fs::write(&gate, "").expect("open the gate");
+    let status = rk.wait_exit();
+    assert_eq!(status.code(), Some(128 + 9), "{}", rk.log_text());
+    // Stopping mid-validation ends the validation command too: nothing is left behind.
+    let gate_text = gate.display().to_string();
+    wait_for("the validation command to be gone", || {
+        !support::any_process_mentions(&gate_text)
+    });
+    assert_eq!(count_lines(&out, "HUP"), 0, "{}", rk.log_text());
+}

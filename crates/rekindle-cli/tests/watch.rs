@@ -7,7 +7,8 @@ use std::fs;
 use rustix::process::Signal;
 use support::http::{Answer, Server};
 use support::{
-    Rekindle, SignalCounter, Volume, count_lines, free_port, http_get, proc_stat, wait_for,
+    Rekindle, SignalCounter, Volume, count_lines, free_port, http_get, line_count, proc_stat,
+    wait_for,
 };
 
 /// Longer than the 15 bytes the kernel keeps in /proc/PID/comm.
@@ -90,11 +91,95 @@ fn no_matching_process_is_an_error_and_retried() {
     rk.wait_log("watching", 1);
     volume.write(&[("k", "2")]);
     rk.wait_log("no process named", 1);
+    rk.wait_log("will try this change again", 1);
+    // The process starts late; no new change comes: the retry finds it.
     let counter = SignalCounter::start(name, tmp.path());
-    volume.write(&[("k", "3")]);
-    wait_for("the late process to get SIGHUP", || {
+    wait_for("the late process to get SIGHUP from a retry", || {
         counter.count("HUP") == 1
     });
+    rk.wait_log("config change applied", 1);
+    // Delivered once: the next change is the next signal, nothing in between.
+    volume.write(&[("k", "3")]);
+    rk.wait_log("config change applied", 2);
+    wait_for("the second SIGHUP", || counter.count("HUP") == 2);
+    assert_eq!(rk.count_in_log("signal sent"), 2, "{}", rk.log_text());
+}
+
+#[test]
+#[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
+fn a_failed_validation_is_retried_without_a_new_change() {
+    let (tmp, volume) = Volume::in_tempdir(&[("conf", "1")]);
+    let resolvable = tmp.path().join("dns-is-back");
+    let out = tmp.path().join("exec.out");
+    let validate = format!("test -e {}", resolvable.display());
+    let exec = format!("echo applied >> {}", out.display());
+    let rk = Rekindle::start(
+        &[
+            "watch",
+            "--dir",
+            volume.dir.to_str().expect("utf8"),
+            "--validate",
+            &validate,
+            "--exec",
+            &exec,
+        ],
+        tmp.path(),
+    );
+    rk.wait_log("watching", 1);
+    volume.write(&[("conf", "2")]);
+    rk.wait_log("validation failed", 1);
+    // What made `nginx -t` fail heals (a resolver is back); the content stays the same.
+    fs::write(&resolvable, "").expect("heal");
+    wait_for("the retried change to be applied", || {
+        count_lines(&out, "applied") == 1
+    });
+    rk.wait_log("config change applied", 1);
+    assert!(rk.log_text().contains("attempt="), "{}", rk.log_text());
+}
+
+#[test]
+#[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
+fn a_swap_during_validation_is_validated_before_acting() {
+    let (tmp, volume) = Volume::in_tempdir(&[("conf", "1")]);
+    let started = tmp.path().join("validation-started");
+    let release = tmp.path().join("release");
+    let out = tmp.path().join("exec.out");
+    // The first validation waits until the test has swapped newer content in.
+    let validate = format!(
+        "if [ ! -e {s} ]; then touch {s}; while [ ! -e {r} ]; do sleep 0.02; done; fi",
+        s = started.display(),
+        r = release.display()
+    );
+    let exec = format!("echo \"$REKINDLE_DIGEST\" >> {}", out.display());
+    let rk = Rekindle::start(
+        &[
+            "watch",
+            "--dir",
+            volume.dir.to_str().expect("utf8"),
+            "--validate",
+            &validate,
+            "--exec",
+            &exec,
+        ],
+        tmp.path(),
+    );
+    rk.wait_log("watching", 1);
+    volume.write(&[("conf", "2")]);
+    wait_for("the first validation to start", || started.exists());
+    volume.write(&[("conf", "3")]);
+    fs::write(&release, "").expect("release");
+    rk.wait_log("config change applied", 1);
+    let newest = rekindle::Snapshot::from_entries([("conf", "3")]);
+    wait_for("the exec output", || line_count(&out) >= 1);
+    // Acted once, with the content that was validated last, never with the one the
+    // directory no longer held.
+    assert_eq!(
+        fs::read_to_string(&out).expect("out").trim(),
+        newest.digest().to_string(),
+        "{}",
+        rk.log_text()
+    );
+    rk.wait_log("changed during validation", 1);
 }
 
 #[test]
@@ -134,13 +219,16 @@ fn exec_gets_dir_and_digest() {
 #[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn exec_timeout_kills_the_command() {
     let (tmp, volume) = Volume::in_tempdir(&[("a", "1")]);
+    let started = tmp.path().join("started.pid");
+    // The command starts a process of its own in the background, then hangs.
+    let exec = format!("sleep 300 & echo $! > {}; sleep 300", started.display());
     let rk = Rekindle::start(
         &[
             "watch",
             "--dir",
             volume.dir.to_str().expect("utf8"),
             "--exec",
-            "sleep 30",
+            &exec,
             "--exec-timeout",
             "200ms",
         ],
@@ -149,6 +237,20 @@ fn exec_timeout_kills_the_command() {
     rk.wait_log("watching", 1);
     volume.write(&[("a", "2")]);
     rk.wait_log("did not finish within", 1);
+    let background: i32 = fs::read_to_string(&started)
+        .expect("pid of the background process")
+        .trim()
+        .parse()
+        .expect("pid");
+    // Everything the command started is gone (killed and reaped, not a zombie left).
+    wait_for("the background process to be gone", || {
+        proc_stat(background).is_none()
+    });
+    assert!(
+        support::proc_children(rk.child.id() as i32).is_empty(),
+        "{}",
+        rk.log_text()
+    );
 }
 
 #[test]
@@ -613,16 +715,196 @@ fn signal_refused_by_the_kernel_names_the_likely_cause() {
     let log = rk.log_text();
     for expected in [
         &format!("not permitted to signal process {}", counter.pid()),
-        "different user",
+        "it runs as UID 0 and rekindle as UID 65534",
         "CAP_KILL",
         "shareProcessNamespace",
     ] {
         assert!(log.contains(expected), "{expected:?} missing:\n{log}");
     }
     assert_eq!(counter.count("HUP"), 0);
+    // Counted, and retried (the retry fails the same way, so the count may have grown).
     let (_, metrics) = http_get(port, "/metrics").expect("metrics");
     assert!(
-        metrics.contains("rekindle_actions_total{action=\"signal\",result=\"failure\"} 1"),
+        metrics.contains("rekindle_actions_total{action=\"signal\",result=\"failure\"}"),
         "{metrics}"
     );
+    rk.wait_log("will try this change again", 1);
+}
+
+/// `--pid` names one process: when it exits and another process gets its PID, the
+/// signal is refused (the start time differs), not sent to the stranger.
+#[test]
+#[ignore = "needs the kubelet writer (scripts/provision-k8s.sh) and root (ns_last_pid)"]
+fn pid_target_refuses_a_process_that_reused_the_pid() {
+    let (tmp, volume) = Volume::in_tempdir(&[("k", "1")]);
+    let mut target = std::process::Command::new("sleep")
+        .arg("1000")
+        .spawn()
+        .expect("spawn target");
+    let pid = i32::try_from(target.id()).expect("pid");
+    let pid_text = pid.to_string();
+    let rk = Rekindle::start(
+        &[
+            "watch",
+            "--dir",
+            volume.dir.to_str().expect("utf8"),
+            "--pid",
+            &pid_text,
+        ],
+        tmp.path(),
+    );
+    rk.wait_log("watching", 1);
+    target.kill().expect("kill target");
+    target.wait().expect("reap target");
+    let (mut command, out) = SignalCounter::command("rekindle-test-stranger", tmp.path());
+    command.stdin(std::process::Stdio::null());
+    let _stranger = support::spawn_with_pid(pid, command).expect("a process with the reused PID");
+    wait_for("the stranger to start", || count_lines(&out, "ready") == 1);
+    volume.write(&[("k", "2")]);
+    rk.wait_log("config change: action failed", 1);
+    assert!(
+        rk.log_text().contains("its PID was reused"),
+        "{}",
+        rk.log_text()
+    );
+    assert_eq!(count_lines(&out, "HUP"), 0, "{}", rk.log_text());
+}
+
+/// A webhook still calling for a change in one directory is superseded by a change in
+/// another: that is no failure, and is not logged as one.
+#[test]
+#[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
+fn a_change_in_another_directory_supersedes_without_an_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let a = Volume::new(&tmp.path().join("a"));
+    a.write(&[("k", "1")]);
+    let b = Volume::new(&tmp.path().join("b"));
+    b.write(&[("k", "1")]);
+    let server = Server::start(5, |n| {
+        if n == 0 {
+            Answer::Hang
+        } else {
+            Answer::Status(200)
+        }
+    });
+    let url = server.url("/reload");
+    let rk = Rekindle::start(
+        &[
+            "watch",
+            "--dir",
+            a.dir.to_str().expect("utf8"),
+            "--dir",
+            b.dir.to_str().expect("utf8"),
+            "--webhook-url",
+            &url,
+            "--webhook-timeout",
+            "20s",
+        ],
+        tmp.path(),
+    );
+    rk.wait_log("watching", 2);
+    a.write(&[("k", "2")]);
+    wait_for("the hanging call", || server.count() == 1);
+    b.write(&[("k", "2")]);
+    rk.wait_log("config change applied", 1);
+    let log = rk.log_text();
+    assert!(log.contains("config change superseded"), "{log}");
+    assert!(!log.contains("action failed"), "{log}");
+    assert!(!log.contains("ERROR"), "{log}");
+}
+
+/// No config value reaches a log line or a metric, whatever fails: validation, exec,
+/// webhook. Values may be Secrets.
+#[test]
+#[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
+fn no_config_value_reaches_logs_or_metrics() {
+    const SECRET: &str = "s3cr3t-VALUE-8c1f";
+    let (tmp, volume) = Volume::in_tempdir(&[("password", "harmless")]);
+    let server = Server::start(50, |_| Answer::Status(500));
+    let url = server.url("/reload");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let gate = tmp.path().join("valid");
+    fs::write(&gate, "").expect("gate");
+    let validate = format!("test -e {}", gate.display());
+    let rk = Rekindle::start(
+        &[
+            "watch",
+            "--dir",
+            volume.dir.to_str().expect("utf8"),
+            "--validate",
+            &validate,
+            "--exec",
+            "exit 3",
+            "--webhook-url",
+            &url,
+            "--webhook-retries",
+            "0",
+            "--listen",
+            &listen,
+            "--log-level",
+            "trace",
+        ],
+        tmp.path(),
+    );
+    rk.wait_log("watching", 1);
+    // Exec and webhook fail.
+    volume.write(&[("password", SECRET), ("api_key", &format!("{SECRET}-key"))]);
+    rk.wait_log("config change: action failed", 1);
+    // Validation fails.
+    fs::remove_file(&gate).expect("close the gate");
+    volume.write(&[("password", &format!("{SECRET}-2"))]);
+    rk.wait_log("validation failed", 1);
+    let (_, metrics) = http_get(port, "/metrics").expect("metrics");
+    let log = rk.log_text();
+    // Key names are logged (they say what changed); values never.
+    assert!(log.contains("api_key"), "{log}");
+    assert!(!log.contains(SECRET), "a value reached the log:\n{log}");
+    assert!(
+        !metrics.contains(SECRET),
+        "a value reached the metrics:\n{metrics}"
+    );
+}
+
+/// A volume above `--max-volume-size` is not applied; the log names the file that
+/// crossed the limit, and a volume back under it is applied.
+#[test]
+#[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
+fn a_volume_above_the_size_limit_is_refused_naming_the_file() {
+    let (tmp, volume) = Volume::in_tempdir(&[("small", "1")]);
+    let out = tmp.path().join("exec.out");
+    let exec = format!("echo applied >> {}", out.display());
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let rk = Rekindle::start(
+        &[
+            "watch",
+            "--dir",
+            volume.dir.to_str().expect("utf8"),
+            "--exec",
+            &exec,
+            "--max-volume-size",
+            "1Ki",
+            "--listen",
+            &listen,
+        ],
+        tmp.path(),
+    );
+    rk.wait_log("watching", 1);
+    let big = "x".repeat(2048);
+    volume.write(&[("small", "1"), ("big.conf", &big)]);
+    rk.wait_log("cannot read directory", 1);
+    let log = rk.log_text();
+    assert!(log.contains("big.conf"), "{log}");
+    assert!(log.contains("1024"), "the limit is named: {log}");
+    let (_, metrics) = http_get(port, "/metrics").expect("metrics");
+    assert!(
+        metrics.contains("rekindle_watch_errors_total 1"),
+        "{metrics}"
+    );
+    assert_eq!(count_lines(&out, "applied"), 0);
+    volume.write(&[("small", "2")]);
+    wait_for("the volume under the limit", || {
+        count_lines(&out, "applied") == 1
+    });
 }

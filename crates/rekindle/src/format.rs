@@ -1,6 +1,7 @@
 //! Per-file decoders, chosen by the key's extension.
 
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::snapshot::Snapshot;
 
@@ -36,38 +37,167 @@ impl Format {
     ///
     /// For [`Format::Raw`], text is given to `T` as a string with one trailing newline
     /// removed; numbers and booleans are parsed from the trimmed text.
+    ///
+    /// Errors never quote the value (it may be a Secret): they name the key, the field
+    /// inside the file, what was expected, and for syntax errors the line and column.
     pub fn decode<T: DeserializeOwned>(self, key: &str, bytes: &[u8]) -> Result<T, DecodeError> {
         match self {
             Format::Raw => crate::typed::from_raw(key, bytes),
-            _ => {
-                let value = self.parse(key, bytes)?;
-                serde_path_to_error::deserialize(value)
-                    .map_err(|e| DecodeError::at_path(key, e.path().to_string(), e.inner()))
-            }
+            _ => crate::typed::from_structured(key, self.parse(key, bytes)?),
         }
     }
 
-    /// Parses a structured file into a generic value; errors carry line and column.
-    pub(crate) fn parse(self, key: &str, bytes: &[u8]) -> Result<serde_json::Value, DecodeError> {
+    /// The format's name as people write it.
+    fn name(self) -> &'static str {
+        match self {
+            Format::Raw => "raw",
+            Format::Json => "JSON",
+            Format::Yaml => "YAML",
+            Format::Toml => "TOML",
+        }
+    }
+
+    /// Parses a structured file into a generic value. Syntax errors carry the line and
+    /// column and a description that never quotes the document: each parser's own
+    /// rendering of an error shows the offending line, which may hold a Secret.
+    pub(crate) fn parse(self, key: &str, bytes: &[u8]) -> Result<Value, DecodeError> {
         let parsed = match self {
             Format::Raw => return Err(DecodeError::new(key, "raw values have no structure")),
-            Format::Json => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
+            Format::Json => parse_json(bytes),
             #[cfg(feature = "yaml")]
-            Format::Yaml => serde_saphyr::from_str(utf8(key, bytes)?).map_err(|e| e.to_string()),
+            Format::Yaml => parse_yaml(utf8(key, bytes)?),
             #[cfg(feature = "toml")]
-            Format::Toml => toml::from_str(utf8(key, bytes)?).map_err(|e| e.to_string()),
+            Format::Toml => parse_toml(utf8(key, bytes)?),
             #[allow(unreachable_patterns)]
-            other => Err(format!(
-                "{other:?} support is not built in (enable rekindle's `{}` feature)",
-                format!("{other:?}").to_ascii_lowercase()
-            )),
+            other => {
+                return Err(DecodeError::new(
+                    key,
+                    format!(
+                        "{} support is not built in (enable rekindle's `{}` feature)",
+                        other.name(),
+                        other.name().to_ascii_lowercase()
+                    ),
+                ));
+            }
         };
-        parsed.map_err(|reason| DecodeError::new(key, format!("invalid {self:?}: {reason}")))
+        parsed.map_err(|syntax| DecodeError::new(key, syntax.describe(self.name())))
     }
+}
+
+/// Where a structured file stopped making sense, and why, in words free of its content.
+struct SyntaxError {
+    /// 1-based line and column, when the parser knows them.
+    position: Option<(u64, u64)>,
+    description: String,
+}
+
+impl SyntaxError {
+    fn describe(&self, format: &str) -> String {
+        match self.position {
+            Some((line, column)) => {
+                format!(
+                    "invalid {format} at line {line}, column {column}: {}",
+                    self.description
+                )
+            }
+            None => format!("invalid {format}: {}", self.description),
+        }
+    }
+}
+
+/// Used when a parser reports something whose own description could quote the document.
+const UNREPRESENTABLE: &str = "a value that cannot be represented";
+
+fn parse_json(bytes: &[u8]) -> Result<Value, SyntaxError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let position = (e.line() > 0).then(|| (e.line() as u64, e.column() as u64));
+        let description = match e.classify() {
+            // serde_json's syntax messages are fixed texts ("expected value", "EOF while
+            // parsing a string"); only its data errors are built from the input, and
+            // parsing into a generic value produces none. Its `Display` adds the position,
+            // which we say our own way.
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                let text = e.to_string();
+                let suffix = format!(" at line {} column {}", e.line(), e.column());
+                text.strip_suffix(&suffix).unwrap_or(&text).to_owned()
+            }
+            serde_json::error::Category::Data | serde_json::error::Category::Io => {
+                UNREPRESENTABLE.to_owned()
+            }
+        };
+        SyntaxError {
+            position,
+            description,
+        }
+    })
+}
+
+#[cfg(feature = "yaml")]
+fn parse_yaml(text: &str) -> Result<Value, SyntaxError> {
+    use serde_saphyr::Error as E;
+    serde_saphyr::from_str(text).map_err(|e| {
+        let position = e
+            .location()
+            .map(|at| (at.line(), at.column()))
+            .filter(|&(line, _)| line > 0);
+        // serde-saphyr's `Display` (and `Debug`) render a snippet of the document around
+        // the error, and several of its variants carry scalars from it. Only a few kinds
+        // are named here, in fixed words; the rest are a syntax error at a position.
+        let description = match e.without_snippet() {
+            E::Eof { .. } => "unexpected end of the document",
+            E::MultipleDocuments { .. } => "more than one document",
+            E::DuplicateMappingKey { .. } => "a key appears twice in one mapping",
+            E::UnknownAnchor { .. } => "an alias names an anchor that is not defined",
+            E::AliasReplayCounterOverflow { .. }
+            | E::AliasReplayLimitExceeded { .. }
+            | E::AliasExpansionLimitExceeded { .. }
+            | E::AliasReplayStackDepthExceeded { .. }
+            | E::Budget { .. } => "the document exceeds the parser's limits",
+            E::NonFiniteFloat { .. }
+            | E::SerdeInvalidType { .. }
+            | E::SerdeInvalidValue { .. }
+            | E::SerdeInvalidLength { .. } => UNREPRESENTABLE,
+            _ => "syntax error",
+        };
+        SyntaxError {
+            position,
+            description: description.to_owned(),
+        }
+    })
+}
+
+#[cfg(feature = "toml")]
+fn parse_toml(text: &str) -> Result<Value, SyntaxError> {
+    use serde::Deserialize as _;
+    let position = |e: &toml::de::Error| e.span().map(|span| line_and_column(text, span.start));
+    // Two steps, so that each error is known to come from one of them. Parsing reports
+    // fixed descriptions ("string values must be quoted") and the span; toml's `Display`
+    // would print the offending line, so it is never used.
+    let document = toml::de::Deserializer::parse(text).map_err(|e| SyntaxError {
+        position: position(&e),
+        description: e.message().to_owned(),
+    })?;
+    // Turning the parsed document into a generic value can only fail on a value too big
+    // for it; that message comes from serde and may quote the value.
+    Value::deserialize(document).map_err(|e| SyntaxError {
+        position: position(&e),
+        description: UNREPRESENTABLE.to_owned(),
+    })
+}
+
+/// The 1-based line and column (in characters) of byte `offset` in `text`.
+#[cfg(feature = "toml")]
+fn line_and_column(text: &str, offset: usize) -> (u64, u64) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
+    let line = before.matches('\n').count() + 1;
+    let column = before[line_start..].chars().count() + 1;
+    (line as u64, column as u64)
 }
 
 #[cfg(any(feature = "yaml", feature = "toml"))]
 fn utf8<'a>(key: &str, bytes: &'a [u8]) -> Result<&'a str, DecodeError> {
+    // `Utf8Error` says where the text stops being UTF-8, never what it holds.
     std::str::from_utf8(bytes).map_err(|e| DecodeError::new(key, format!("not UTF-8: {e}")))
 }
 
@@ -100,7 +230,12 @@ impl DecodeError {
         }
     }
 
-    fn at_path(key: &str, inner_path: String, reason: &impl std::fmt::Display) -> DecodeError {
+    /// An error at `inner_path` (serde_path_to_error's notation) inside the file `key`.
+    pub(crate) fn at_path(
+        key: &str,
+        inner_path: String,
+        reason: &impl std::fmt::Display,
+    ) -> DecodeError {
         let path = if inner_path == "." {
             key.to_owned()
         } else {
@@ -154,6 +289,7 @@ mod tests {
                 err.to_string().starts_with(&format!("{key}: invalid")),
                 "{err}"
             );
+            assert!(err.reason.contains(" at line 1, column "), "{err}");
         }
     }
 
@@ -169,7 +305,7 @@ mod tests {
             .decode::<Flags>("flags.json")
             .expect_err("string is not bool");
         assert_eq!(err.path, "flags.json: beta");
-        assert!(err.reason.contains("expected a boolean"), "{err}");
+        assert_eq!(err.reason, "invalid type: a string, expected a boolean");
     }
 
     #[test]
@@ -180,7 +316,8 @@ mod tests {
         assert_eq!(snap.decode::<bool>("B"), Ok(true));
         let err = snap.decode::<u32>("S").expect_err("not a number");
         assert_eq!(err.path, "S");
-        assert!(err.reason.contains("hello"), "{err}");
+        assert!(err.reason.contains("not a non-negative integer"), "{err}");
+        assert!(!format!("{err} {err:?}").contains("hello"), "{err:?}");
         assert!(
             snap.decode::<u32>("missing")
                 .expect_err("absent")

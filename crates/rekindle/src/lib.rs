@@ -27,7 +27,8 @@
 //! let config = Reloadable::<Settings>::builder()
 //!     .validate(|s| match s.max_connections {
 //!         1..=10_000 => Ok(()),
-//!         n => Err(ValidationError::for_key("MAX_CONNECTIONS", format!("{n} is not in 1..=10000"))),
+//!         // Say what is wrong, not what the value is: it may be a Secret.
+//!         _ => Err(ValidationError::for_key("MAX_CONNECTIONS", "must be within 1..=10000")),
 //!     })
 //!     .load(mount)?; // version 1, or an error naming the key and the reason
 //! let _watch = config.watch(mount, WatchOptions::default())?; // follows every kubelet swap
@@ -42,14 +43,16 @@
 //!
 //! The parts, each usable alone:
 //! - [`Snapshot`]: a directory's user-visible keys and bytes, read consistently through
-//!   `..data`, with the public content [`Digest`];
+//!   `..data` within [`ReadLimits`], with the public content [`Digest`] and the
+//!   [`Layout`] it was read with;
 //! - [`DirWatcher`]: inotify on the directory, reporting each real content change once;
-//! - [`Format`] and [`typed`]: per-file and whole-snapshot decoding with serde;
+//! - [`Format`] and [`typed`]: per-file and whole-snapshot decoding with serde, whose
+//!   errors name keys, fields, types and positions but never quote a value;
 //! - [`Reloadable`]: decode → validate → atomic swap, history, rollback, callbacks,
 //!   [`metrics`].
 //!
-//! Features: `json`, `yaml`, `toml` (decoders, all on by default) and `tokio`
-//! ([`Reloadable::subscribe`]). The core needs no async runtime.
+//! Features: `yaml` and `toml` (decoders, on by default; JSON is always available) and
+//! `tokio` ([`Reloadable::subscribe`]). The core needs no async runtime.
 #![warn(missing_docs)]
 
 pub mod digest;
@@ -65,7 +68,7 @@ pub mod watch;
 pub use digest::Digest;
 pub use format::{DecodeError, Format};
 pub use metrics::ReloadMetrics;
-pub use read::{DATA_LINK, SnapshotError};
+pub use read::{DATA_LINK, Layout, ReadLimits, ReadLimitsError, SnapshotError};
 pub use reload::{
     Applied, Reader, ReloadError, Reloadable, ReloadableBuilder, RollbackError, ValidationError,
     Versioned,

@@ -7,11 +7,19 @@
 //! mid-read, so when `..data` exists we resolve it once, read the directory it names, and
 //! accept the result only if `..data` still names the same directory afterwards.
 //! A plain directory (no `..data`) is read as it is.
+//!
+//! Whichever it is, the read decides once and says so ([`Layout`]): looking for `..data`
+//! again afterwards could see a different answer, since the kubelet may create it in between.
+//!
+//! A read is bounded ([`ReadLimits`]): a watched directory is not necessarily a kubelet
+//! volume, and a stray huge file or a symlink farm must not take the process's memory or
+//! time with it.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::OFlags;
@@ -24,10 +32,73 @@ pub const DATA_LINK: &str = "..data";
 /// How many times a read is retried when the kubelet swaps `..data` underneath it.
 const MAX_ATTEMPTS: usize = 5;
 
-/// How deep nested directories may go; deeper means a symlink cycle or a mistake.
+/// How deep nested directories may go; deeper means a mistake (cycles are caught earlier).
 const MAX_DEPTH: usize = 32;
 
+/// How a directory was read: the decision [`Snapshot::read_volume`] made, so that callers
+/// never look for `..data` a second time (it may appear or vanish in between).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// A kubelet volume: `..data` is a symlink, and the snapshot is the directory it named.
+    Kubelet,
+    /// A plain directory tree (no `..data` symlink), read as it is.
+    Plain,
+}
+
+/// Bounds on what one read may cost, so that a stray file or a symlink farm in a watched
+/// directory fails the read instead of exhausting memory or time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// The most bytes all values together may hold. The default, 64 MiB, is far above
+    /// anything a ConfigMap or Secret can carry: Kubernetes refuses objects over 1 MiB, so
+    /// even a projected volume of many of them stays well below it.
+    pub max_volume_bytes: u64,
+    /// The most files, directories and symlinks a read may visit (names starting with
+    /// `..` are skipped, not visited). Symlinks are followed, so this bounds the work,
+    /// not just the listing: a few links to a shared directory multiply it. Default 10 000.
+    pub max_entries: usize,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        ReadLimits {
+            max_volume_bytes: 64 * 1024 * 1024,
+            max_entries: 10_000,
+        }
+    }
+}
+
+impl ReadLimits {
+    /// Refuses limits no directory could meet. A zero is most likely someone meaning
+    /// "unlimited", which these limits deliberately do not offer; check where the limits
+    /// are configured, so the mistake is reported there rather than on every read.
+    pub fn validate(&self) -> Result<(), ReadLimitsError> {
+        if self.max_volume_bytes == 0 {
+            return Err(ReadLimitsError::ZeroVolumeBytes);
+        }
+        if self.max_entries == 0 {
+            return Err(ReadLimitsError::ZeroEntries);
+        }
+        Ok(())
+    }
+}
+
+/// Why a [`ReadLimits`] cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadLimitsError {
+    /// `max_volume_bytes` is zero: only empty values could ever be read.
+    #[error("the volume size limit is 0 bytes; it must be at least 1")]
+    ZeroVolumeBytes,
+    /// `max_entries` is zero: only an empty directory could ever be read.
+    #[error("the entry limit is 0; it must be at least 1")]
+    ZeroEntries,
+}
+
 /// Why a directory could not be read into a snapshot.
+///
+/// Every variant but [`SnapshotError::TooManyEntries`] names the path it concerns, so an
+/// error wrapping this one need not repeat it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SnapshotError {
@@ -56,11 +127,36 @@ pub enum SnapshotError {
         /// The watched root, canonicalized.
         root: PathBuf,
     },
-    /// Directories nest deeper than any volume should, most likely a symlink cycle.
-    #[error("{}: nested more than {MAX_DEPTH} directories deep (symlink cycle?)", path.display())]
+    /// A symlink resolves to a directory that contains it: following it would never end.
+    #[error(
+        "{}: symlink leads back to {}, a directory it is inside of (a cycle)",
+        path.display(), target.display()
+    )]
+    SymlinkCycle {
+        /// The symlink.
+        path: PathBuf,
+        /// The directory it resolves to, canonicalized.
+        target: PathBuf,
+    },
+    /// Directories nest deeper than any volume should.
+    #[error("{}: nested more than {MAX_DEPTH} directories deep", path.display())]
     TooDeep {
         /// Where the limit was hit.
         path: PathBuf,
+    },
+    /// The values add up to more than [`ReadLimits::max_volume_bytes`].
+    #[error("{}: reading this file takes the volume past its limit of {limit} bytes", path.display())]
+    TooLarge {
+        /// The file that crossed the limit (it was not read whole).
+        path: PathBuf,
+        /// The limit.
+        limit: u64,
+    },
+    /// The read visited more than [`ReadLimits::max_entries`] files, directories and symlinks.
+    #[error("more than {limit} files, directories and symlinks (counting each symlink followed)")]
+    TooManyEntries {
+        /// The limit.
+        limit: usize,
     },
     /// Keys are UTF-8 (Kubernetes requires it); this file name is not.
     #[error("{}: file name is not valid UTF-8", path.display())]
@@ -98,6 +194,22 @@ impl SnapshotError {
         matches!(self, SnapshotError::Missing { .. })
     }
 
+    /// The path the error concerns, when its message names one.
+    pub(crate) fn path(&self) -> Option<&Path> {
+        match self {
+            SnapshotError::Missing { dir }
+            | SnapshotError::NotADirectory { dir }
+            | SnapshotError::Unstable { dir } => Some(dir),
+            SnapshotError::SymlinkEscapes { path, .. }
+            | SnapshotError::SymlinkCycle { path, .. }
+            | SnapshotError::TooDeep { path }
+            | SnapshotError::TooLarge { path, .. }
+            | SnapshotError::NonUtf8Name { path }
+            | SnapshotError::Io { path, .. } => Some(path),
+            SnapshotError::TooManyEntries { .. } => None,
+        }
+    }
+
     /// A vanished file inside a kubelet volume means a swap raced the read: try again.
     fn is_race(&self) -> bool {
         matches!(self, SnapshotError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
@@ -107,13 +219,25 @@ impl SnapshotError {
 impl Snapshot {
     /// Reads `root` into a snapshot: through `..data` when it is a kubelet volume, as a
     /// plain directory tree otherwise. Names starting with `..` are skipped; symlinks are
-    /// followed only while they stay inside `root`.
+    /// followed only while they stay inside `root`. The [`ReadLimits`] are the defaults.
     pub fn read(root: impl AsRef<Path>) -> Result<Snapshot, SnapshotError> {
-        read(root.as_ref())
+        Snapshot::read_volume(root, &ReadLimits::default()).map(|(snapshot, _)| snapshot)
+    }
+
+    /// Reads `root` as [`Snapshot::read`] does, within `limits`, and says which
+    /// [`Layout`] it found: the one the snapshot was actually read with.
+    ///
+    /// The limits are applied as given; [`ReadLimits::validate`] is for where they are
+    /// configured.
+    pub fn read_volume(
+        root: impl AsRef<Path>,
+        limits: &ReadLimits,
+    ) -> Result<(Snapshot, Layout), SnapshotError> {
+        read(root.as_ref(), limits)
     }
 }
 
-fn read(root: &Path) -> Result<Snapshot, SnapshotError> {
+fn read(root: &Path, limits: &ReadLimits) -> Result<(Snapshot, Layout), SnapshotError> {
     let canonical_root = match fs::canonicalize(root) {
         Ok(path) => path,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -137,19 +261,20 @@ fn read(root: &Path) -> Result<Snapshot, SnapshotError> {
                 if e.kind() == io::ErrorKind::NotFound
                     || e.kind() == io::ErrorKind::InvalidInput =>
             {
-                let mut reader = TreeReader::new(canonical_root, Mode::Plain);
+                let mut reader = TreeReader::new(canonical_root, Mode::Plain, limits);
                 reader.read_dir(root, "", 0)?;
-                return Ok(Snapshot::from_entries(reader.entries));
+                return Ok((Snapshot::from_entries(reader.entries), Layout::Plain));
             }
             Err(e) => return Err(SnapshotError::io(&data_link, e)),
         };
-        let mut reader = TreeReader::new(canonical_root.clone(), Mode::Atomic);
+        // A fresh reader per attempt: a retried read starts with its whole budget.
+        let mut reader = TreeReader::new(canonical_root.clone(), Mode::Atomic, limits);
         let result = reader
             .follow(&data_link)
             .and_then(|data_dir| reader.read_dir(&data_dir, "", 0));
         match result {
             Ok(()) if fs::read_link(&data_link).ok().as_ref() == Some(&target) => {
-                return Ok(Snapshot::from_entries(reader.entries));
+                return Ok((Snapshot::from_entries(reader.entries), Layout::Kubelet));
             }
             Ok(()) => continue,
             Err(e) if e.is_race() => continue,
@@ -171,18 +296,38 @@ enum Mode {
     Plain,
 }
 
+/// A directory's identity: two paths (through symlinks) to one directory share it.
+type DirId = (u64, u64);
+
+fn dir_id(metadata: &fs::Metadata) -> DirId {
+    (metadata.dev(), metadata.ino())
+}
+
 struct TreeReader {
     canonical_root: PathBuf,
     mode: Mode,
     entries: BTreeMap<String, Vec<u8>>,
+    limits: ReadLimits,
+    /// Bytes the values read so far left of `limits.max_volume_bytes`.
+    bytes_left: u64,
+    /// Files, directories and symlinks visited so far.
+    visited: usize,
+    /// The directories from the top of the read down to the one being read. A symlink to
+    /// any of them is a cycle; the depth limit alone would stop it only after following
+    /// it 32 times, and with two such links, after 2^32 directories.
+    open_dirs: Vec<DirId>,
 }
 
 impl TreeReader {
-    fn new(canonical_root: PathBuf, mode: Mode) -> TreeReader {
+    fn new(canonical_root: PathBuf, mode: Mode, limits: &ReadLimits) -> TreeReader {
         TreeReader {
             canonical_root,
             mode,
             entries: BTreeMap::new(),
+            limits: limits.clone(),
+            bytes_left: limits.max_volume_bytes,
+            visited: 0,
+            open_dirs: Vec::new(),
         }
     }
 
@@ -199,6 +344,17 @@ impl TreeReader {
         Ok(target)
     }
 
+    /// Counts one more entry against the budget.
+    fn visit(&mut self) -> Result<(), SnapshotError> {
+        self.visited += 1;
+        if self.visited > self.limits.max_entries {
+            return Err(SnapshotError::TooManyEntries {
+                limit: self.limits.max_entries,
+            });
+        }
+        Ok(())
+    }
+
     fn read_dir(&mut self, dir: &Path, prefix: &str, depth: usize) -> Result<(), SnapshotError> {
         if depth > MAX_DEPTH {
             return Err(SnapshotError::TooDeep {
@@ -206,7 +362,24 @@ impl TreeReader {
             });
         }
         let listing = fs::read_dir(dir).map_err(|e| SnapshotError::io(dir, e))?;
-        let dir_fd = open_dir(dir).map_err(|e| SnapshotError::io(dir, e))?;
+        let dir_file = open_dir(dir).map_err(|e| SnapshotError::io(dir, e))?;
+        // The identity of the directory actually opened, not of whatever the path names
+        // by the time a later stat would run.
+        let metadata = dir_file.metadata().map_err(|e| SnapshotError::io(dir, e))?;
+        self.open_dirs.push(dir_id(&metadata));
+        let result = self.read_listing(listing, &dir_file, dir, prefix, depth);
+        self.open_dirs.pop();
+        result
+    }
+
+    fn read_listing(
+        &mut self,
+        listing: fs::ReadDir,
+        dir_file: &fs::File,
+        dir: &Path,
+        prefix: &str,
+        depth: usize,
+    ) -> Result<(), SnapshotError> {
         for entry in listing {
             let entry = entry.map_err(|e| SnapshotError::io(dir, e))?;
             let path = entry.path();
@@ -216,10 +389,11 @@ impl TreeReader {
             if name.starts_with("..") {
                 continue;
             }
+            self.visit()?;
             let key = format!("{prefix}{name}");
             // The type comes with the directory listing on common filesystems: no stat.
             let file_type = entry.file_type().map_err(|e| SnapshotError::io(&path, e))?;
-            match self.read_entry(&dir_fd, &name, &path, file_type, &key, depth) {
+            match self.read_entry(dir_file, &name, &path, file_type, &key, depth) {
                 Err(e) if self.mode == Mode::Plain && e.is_race() => continue,
                 other => other?,
             }
@@ -229,7 +403,7 @@ impl TreeReader {
 
     fn read_entry(
         &mut self,
-        dir_fd: &OwnedFd,
+        dir_file: &fs::File,
         name: &str,
         path: &Path,
         file_type: fs::FileType,
@@ -238,9 +412,8 @@ impl TreeReader {
     ) -> Result<(), SnapshotError> {
         if file_type.is_file() {
             // The common case inside a kubelet volume's data directory.
-            let bytes = read_at(dir_fd, name).map_err(|e| SnapshotError::io(path, e))?;
-            self.entries.insert(key.to_owned(), bytes);
-            return Ok(());
+            let file = open_at(dir_file, name).map_err(|e| SnapshotError::io(path, e))?;
+            return self.take_value(file, path, key);
         }
         let resolved = if file_type.is_symlink() {
             self.follow(path)?
@@ -249,54 +422,102 @@ impl TreeReader {
         };
         let metadata = fs::metadata(&resolved).map_err(|e| SnapshotError::io(path, e))?;
         if metadata.is_dir() {
+            if self.open_dirs.contains(&dir_id(&metadata)) {
+                return Err(SnapshotError::SymlinkCycle {
+                    path: path.to_owned(),
+                    target: resolved,
+                });
+            }
             self.read_dir(&resolved, &format!("{key}/"), depth + 1)
         } else if metadata.is_file() {
-            let bytes = fs::read(&resolved).map_err(|e| SnapshotError::io(path, e))?;
-            self.entries.insert(key.to_owned(), bytes);
-            Ok(())
+            let file = open(&resolved).map_err(|e| SnapshotError::io(path, e))?;
+            self.take_value(file, path, key)
         } else {
             // FIFOs, sockets and devices are not configuration; opening a FIFO would block.
             tracing::debug!(path = %path.display(), "skipping a file that is neither regular nor a directory");
             Ok(())
         }
     }
+
+    /// Reads an open file as the value of `key`, within what is left of the byte budget.
+    fn take_value(&mut self, file: OwnedFd, path: &Path, key: &str) -> Result<(), SnapshotError> {
+        let bytes = read_bounded(&file, self.bytes_left).map_err(|e| SnapshotError::io(path, e))?;
+        // `read_bounded` stops one byte past the budget: enough to know it is exceeded.
+        let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+        if len > self.bytes_left {
+            return Err(SnapshotError::TooLarge {
+                path: path.to_owned(),
+                limit: self.limits.max_volume_bytes,
+            });
+        }
+        self.bytes_left -= len;
+        self.entries.insert(key.to_owned(), bytes);
+        Ok(())
+    }
 }
 
-fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
-    Ok(rustix::fs::open(
+fn open_dir(dir: &Path) -> io::Result<fs::File> {
+    let fd = rustix::fs::open(
         dir,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    Ok(fs::File::from(fd))
+}
+
+fn open(path: &Path) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
         rustix::fs::Mode::empty(),
     )?)
 }
 
-/// Reads a file by its name in an open directory: no path walk from the root and no stat
-/// for a size hint, which is most of the cost when a volume holds a thousand small keys.
-fn read_at(dir: &OwnedFd, name: &str) -> io::Result<Vec<u8>> {
-    let file = rustix::fs::openat(
+/// Opens a file by its name in an open directory: no path walk from the root, which is
+/// most of the cost when a volume holds a thousand small keys.
+fn open_at(dir: &fs::File, name: &str) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(
         dir.as_fd(),
         name,
         OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
         rustix::fs::Mode::empty(),
-    )?;
-    let mut bytes = Vec::with_capacity(512);
+    )?)
+}
+
+/// Reads a file to its end or to `limit + 1` bytes, whichever comes first, so that a huge
+/// file costs at most the budget in memory. No stat for a size hint: for small files it
+/// costs more than it saves, and the size could change before the read anyway.
+fn read_bounded(file: &OwnedFd, limit: u64) -> io::Result<Vec<u8>> {
+    let cap = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
+    let mut bytes = Vec::new();
+    let mut filled = 0;
     loop {
-        if bytes.len() == bytes.capacity() {
-            bytes.reserve(bytes.capacity());
+        if filled == bytes.len() {
+            if filled == cap {
+                break;
+            }
+            // Doubling from 512 bytes, never past the cap.
+            let grow = filled.max(512).min(cap - filled);
+            bytes.resize(filled + grow, 0);
         }
-        match rustix::io::read(&file, rustix::buffer::spare_capacity(&mut bytes)) {
-            Ok(0) => return Ok(bytes),
-            Ok(_) => {}
+        match rustix::io::read(file, &mut bytes[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
             Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }
     }
+    bytes.truncate(filled);
+    Ok(bytes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+    use std::sync::mpsc;
+    use std::thread;
+    use std::time::Duration;
 
     fn tempdir() -> tempfile::TempDir {
         tempfile::tempdir().expect("create a temp dir")
@@ -400,7 +621,179 @@ mod tests {
         fs::create_dir(dir.path().join("d")).expect("mkdir");
         symlink("..", dir.path().join("d/up")).expect("link");
         let err = Snapshot::read(dir.path()).expect_err("cycle");
-        assert!(matches!(err, SnapshotError::TooDeep { .. }), "{err}");
+        match &err {
+            SnapshotError::SymlinkCycle { path, .. } => assert!(path.ends_with("d/up"), "{err}"),
+            other => panic!("expected a cycle, got {other:?}"),
+        }
+    }
+
+    /// Runs a read on its own thread and fails the test if it takes longer than `bound`:
+    /// the defects these tests guard against make a read run for hours, not fail.
+    fn read_within(
+        root: &Path,
+        limits: ReadLimits,
+        bound: Duration,
+    ) -> Result<(Snapshot, Layout), SnapshotError> {
+        let (tx, rx) = mpsc::channel();
+        let root = root.to_owned();
+        thread::spawn(move || {
+            let _ = tx.send(Snapshot::read_volume(&root, &limits));
+        });
+        rx.recv_timeout(bound)
+            .unwrap_or_else(|_| panic!("the read did not finish within {bound:?}"))
+    }
+
+    fn limits(max_volume_bytes: u64, max_entries: usize) -> ReadLimits {
+        ReadLimits {
+            max_volume_bytes,
+            max_entries,
+        }
+    }
+
+    #[test]
+    fn default_limits_are_valid_and_zero_is_refused() {
+        let defaults = ReadLimits::default();
+        assert_eq!(defaults, limits(64 * 1024 * 1024, 10_000));
+        assert_eq!(defaults.validate(), Ok(()));
+        assert_eq!(
+            limits(0, 10).validate(),
+            Err(ReadLimitsError::ZeroVolumeBytes)
+        );
+        assert_eq!(limits(10, 0).validate(), Err(ReadLimitsError::ZeroEntries));
+    }
+
+    #[test]
+    fn a_file_above_the_limit_is_named() {
+        let dir = tempdir();
+        write(&dir.path().join("small"), "0123456789");
+        fs::write(dir.path().join("big"), vec![b'x'; 1001]).expect("write");
+        let err = Snapshot::read_volume(dir.path(), &limits(1000, 100)).expect_err("too large");
+        match &err {
+            SnapshotError::TooLarge { path, limit } => {
+                assert!(path.ends_with("big"), "{err}");
+                assert_eq!(*limit, 1000);
+            }
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        assert!(err.to_string().contains("1000"), "{err}");
+    }
+
+    #[test]
+    fn the_limit_counts_the_volume_not_each_file() {
+        let dir = tempdir();
+        for name in ["a", "b", "c"] {
+            fs::write(dir.path().join(name), vec![b'x'; 400]).expect("write");
+        }
+        let err = Snapshot::read_volume(dir.path(), &limits(1000, 100)).expect_err("too large");
+        assert!(
+            matches!(err, SnapshotError::TooLarge { limit: 1000, .. }),
+            "{err}"
+        );
+        // Exactly at the limit is within it.
+        let (snapshot, _) =
+            Snapshot::read_volume(dir.path(), &limits(1200, 100)).expect("at the limit");
+        assert_eq!(snapshot.len(), 3);
+    }
+
+    #[test]
+    fn a_huge_file_is_not_read_whole() {
+        let dir = tempdir();
+        // Sparse: 512 MiB that cost no disk. Reading it whole would take that much memory.
+        let file = fs::File::create(dir.path().join("huge")).expect("create");
+        file.set_len(512 * 1024 * 1024).expect("extend");
+        let err = read_within(
+            dir.path(),
+            limits(1024 * 1024, 100),
+            Duration::from_secs(10),
+        )
+        .expect_err("too large");
+        assert!(matches!(err, SnapshotError::TooLarge { .. }), "{err}");
+    }
+
+    #[test]
+    fn limits_apply_through_data_link_too() {
+        let dir = tempdir();
+        fs::create_dir(dir.path().join("..v1")).expect("mkdir");
+        fs::write(dir.path().join("..v1/key"), vec![b'x'; 2000]).expect("write");
+        symlink("..v1", dir.path().join("..data")).expect("link ..data");
+        let err = Snapshot::read_volume(dir.path(), &limits(1000, 100)).expect_err("too large");
+        assert!(matches!(err, SnapshotError::TooLarge { .. }), "{err}");
+    }
+
+    #[test]
+    fn too_many_entries_are_refused() {
+        let dir = tempdir();
+        for name in ["a", "b", "c", "d"] {
+            write(&dir.path().join("sub").join(name), "1");
+        }
+        // `sub` and its four files: five entries.
+        let err = Snapshot::read_volume(dir.path(), &limits(1000, 4)).expect_err("too many");
+        assert!(
+            matches!(err, SnapshotError::TooManyEntries { limit: 4 }),
+            "{err}"
+        );
+        let (snapshot, _) = Snapshot::read_volume(dir.path(), &limits(1000, 5)).expect("five");
+        assert_eq!(snapshot.len(), 4);
+    }
+
+    #[test]
+    fn two_links_to_the_parent_stop_at_once() {
+        let dir = tempdir();
+        write(&dir.path().join("d/key"), "1");
+        symlink("..", dir.path().join("d/up1")).expect("link");
+        symlink("..", dir.path().join("d/up2")).expect("link");
+        let err = read_within(dir.path(), ReadLimits::default(), Duration::from_secs(10))
+            .expect_err("cycle");
+        match &err {
+            SnapshotError::SymlinkCycle { path, .. } => {
+                assert!(path.ends_with("d/up1") || path.ends_with("d/up2"), "{err}");
+            }
+            other => panic!("expected a cycle, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn wide_acyclic_fan_out_is_bounded() {
+        // Each level holds two links to the level below: no cycle, but 2^24 directories
+        // to walk from the top. The entry budget must stop it, not the depth limit.
+        let dir = tempdir();
+        fs::create_dir(dir.path().join("l0")).expect("mkdir");
+        for level in 1..=24 {
+            let here = dir.path().join(format!("l{level}"));
+            fs::create_dir(&here).expect("mkdir");
+            let below = format!("../l{}", level - 1);
+            symlink(&below, here.join("a")).expect("link");
+            symlink(&below, here.join("b")).expect("link");
+        }
+        let err = read_within(dir.path(), ReadLimits::default(), Duration::from_secs(10))
+            .expect_err("too many");
+        assert!(
+            matches!(err, SnapshotError::TooManyEntries { limit: 10_000 }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_layout_is_reported_with_the_snapshot() {
+        let plain = tempdir();
+        write(&plain.path().join("key"), "1");
+        let (_, layout) =
+            Snapshot::read_volume(plain.path(), &ReadLimits::default()).expect("plain");
+        assert_eq!(layout, Layout::Plain);
+
+        let kubelet = tempdir();
+        write(&kubelet.path().join("..v1/key"), "1");
+        symlink("..v1", kubelet.path().join("..data")).expect("link ..data");
+        let (snapshot, layout) =
+            Snapshot::read_volume(kubelet.path(), &ReadLimits::default()).expect("kubelet");
+        assert_eq!(layout, Layout::Kubelet);
+        assert_eq!(snapshot.get("key"), Some(b"1".as_slice()));
+
+        // A `..data` that is not a symlink is not the kubelet's.
+        let odd = tempdir();
+        write(&odd.path().join("..data/key"), "1");
+        let (_, layout) = Snapshot::read_volume(odd.path(), &ReadLimits::default()).expect("odd");
+        assert_eq!(layout, Layout::Plain);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::thread;
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -87,7 +88,7 @@ fn wait_for_error(config: &Reloadable<Settings>, needle: &str) -> Arc<ReloadErro
     eventually(&format!("an error mentioning {needle:?}"), || {
         seen = config
             .last_error()
-            .filter(|e| e.to_string().contains(needle));
+            .filter(|e| renderings(&**e)[0].contains(needle));
         seen.is_some()
     });
     seen.expect("checked above")
@@ -104,9 +105,17 @@ fn bad_changes_keep_the_last_good_config_and_say_why() {
     assert_eq!(config.current().version(), 1);
 
     let cases = [
-        ("app.json", r#"{"name": "#, "app.json: invalid Json"),
-        ("limits.yaml", "max: [1\n", "limits.yaml: invalid Yaml"),
-        ("db.toml", "pool = = 4", "db.toml: invalid Toml"),
+        (
+            "app.json",
+            r#"{"name": "#,
+            "app.json: invalid JSON at line 1",
+        ),
+        (
+            "limits.yaml",
+            "max: [1\n",
+            "limits.yaml: invalid YAML at line ",
+        ),
+        ("db.toml", "pool = = 4", "db.toml: invalid TOML at line 1"),
         (
             "limits.yaml",
             "max: 0\n",
@@ -301,4 +310,360 @@ fn a_reader_follows_each_new_version() {
     config.rollback().unwrap();
     let seen = reader.load();
     assert_eq!((seen.version(), seen.app.name.as_str()), (1, "a"));
+}
+
+/// A value no error may ever show: config values may be Secrets.
+const SECRET: &str = "s3cr3t-VALUE-8c1f";
+/// The same, for values only a number can hold (a PIN, a port).
+const SECRET_NUMBER: &str = "8473196254";
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Level {
+    Debug,
+    Info,
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct Flags {
+    beta: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct Leveled {
+    level: Level,
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct Port {
+    port: u16,
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct Nested {
+    pool: Size,
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct Size {
+    size: u16,
+}
+
+/// Every way `error` is shown: its `Display`, its `Debug`, and the chain of its sources.
+fn renderings(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        chain.push_str(": ");
+        chain.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    vec![chain, format!("{error:?}")]
+}
+
+/// Decodes `bytes` as the value of `key` into `T` every way the library offers (a typed
+/// snapshot, `Format::decode`, and `Reloadable::apply`) and returns each failure's text,
+/// or the description of a decode that unexpectedly succeeded.
+fn failures<T>(key: &str, bytes: &[u8]) -> Vec<String>
+where
+    T: serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let snapshot = Snapshot::from_entries([(key, bytes.to_vec())]);
+    let mut shown = Vec::new();
+    match rekindle::typed::from_snapshot::<BTreeMap<String, T>>(&snapshot) {
+        Ok(value) => shown.push(format!("{key}: typed decode succeeded: {value:?}")),
+        Err(error) => {
+            assert!(error.to_string().contains(key), "{error} names no key");
+            shown.extend(renderings(&error));
+        }
+    }
+    match snapshot.decode::<T>(key) {
+        Ok(value) => shown.push(format!("{key}: Format::decode succeeded: {value:?}")),
+        Err(error) => {
+            assert!(error.to_string().contains(key), "{error} names no key");
+            shown.extend(renderings(&error));
+        }
+    }
+    let config = Reloadable::<BTreeMap<String, T>>::builder().build(BTreeMap::new());
+    match config.apply(&snapshot) {
+        Ok(_) => shown.push(format!("{key}: apply succeeded")),
+        Err(error) => {
+            shown.extend(renderings(&*error));
+            let recorded = config.last_error().expect("the failure is recorded");
+            shown.extend(renderings(&*recorded));
+        }
+    }
+    shown
+}
+
+#[test]
+fn no_config_value_appears_in_any_decode_error() {
+    let s = SECRET;
+    let n = SECRET_NUMBER;
+    // The secret followed by a byte that is never UTF-8.
+    let not_utf8 = |text: String| {
+        let at = text.find(SECRET).expect("the secret is in the text") + SECRET.len();
+        let mut bytes = text.into_bytes();
+        bytes.insert(at, 0xff);
+        bytes
+    };
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        // Raw values: scalars parsed from text.
+        ("raw u32", failures::<u32>("N", s.as_bytes())),
+        ("raw u8 out of range", failures::<u8>("N", n.as_bytes())),
+        ("raw i8", failures::<i8>("N", s.as_bytes())),
+        ("raw f64", failures::<f64>("N", s.as_bytes())),
+        ("raw bool", failures::<bool>("B", s.as_bytes())),
+        ("raw enum", failures::<Level>("L", s.as_bytes())),
+        ("raw char", failures::<char>("C", s.as_bytes())),
+        ("raw as a list", failures::<Vec<u32>>("V", s.as_bytes())),
+        (
+            "raw not UTF-8",
+            failures::<String>("S", &not_utf8(s.to_owned())),
+        ),
+        // JSON: syntax errors, type errors in nested fields, non-UTF-8.
+        (
+            "json syntax",
+            failures::<Flags>("a.json", format!(r#"{{"beta": {s}}}"#).as_bytes()),
+        ),
+        (
+            "json unterminated",
+            failures::<Flags>("a.json", format!(r#"{{"beta": "{s}"#).as_bytes()),
+        ),
+        (
+            "json type",
+            failures::<Flags>("a.json", format!(r#"{{"beta": "{s}"}}"#).as_bytes()),
+        ),
+        (
+            "json enum",
+            failures::<Leveled>("a.json", format!(r#"{{"level": "{s}"}}"#).as_bytes()),
+        ),
+        (
+            "json number out of range",
+            failures::<Port>("a.json", format!(r#"{{"port": {n}}}"#).as_bytes()),
+        ),
+        (
+            "json map value",
+            failures::<BTreeMap<String, bool>>("a.json", format!(r#"{{"x": "{s}"}}"#).as_bytes()),
+        ),
+        (
+            "json list item",
+            failures::<Vec<u32>>("a.json", format!(r#"[1, "{s}"]"#).as_bytes()),
+        ),
+        (
+            "json not UTF-8",
+            failures::<Flags>("a.json", &not_utf8(format!(r#"{{"beta": "{s}"}}"#))),
+        ),
+        // YAML.
+        (
+            "yaml syntax",
+            failures::<Flags>("b.yaml", format!("beta: [{s}\n").as_bytes()),
+        ),
+        (
+            "yaml unterminated quote",
+            failures::<Flags>("b.yaml", format!("beta: \"{s}\n").as_bytes()),
+        ),
+        (
+            "yaml type",
+            failures::<Flags>("b.yaml", format!("beta: {s}\n").as_bytes()),
+        ),
+        (
+            "yaml nested type",
+            failures::<Nested>("b.yaml", format!("pool:\n  size: {s}\n").as_bytes()),
+        ),
+        (
+            "yaml number out of range",
+            failures::<Port>("b.yaml", format!("port: {n}\n").as_bytes()),
+        ),
+        (
+            "yaml not UTF-8",
+            failures::<Flags>("b.yaml", &not_utf8(format!("beta: {s}\n"))),
+        ),
+        // TOML.
+        (
+            "toml syntax",
+            failures::<Flags>("c.toml", format!("beta = {s}\n").as_bytes()),
+        ),
+        (
+            "toml type",
+            failures::<Flags>("c.toml", format!("beta = \"{s}\"\n").as_bytes()),
+        ),
+        (
+            "toml nested type",
+            failures::<Nested>("c.toml", format!("[pool]\nsize = \"{s}\"\n").as_bytes()),
+        ),
+        (
+            "toml number out of range",
+            failures::<Port>("c.toml", format!("port = {n}\n").as_bytes()),
+        ),
+        (
+            "toml not UTF-8",
+            failures::<Flags>("c.toml", &not_utf8(format!("beta = \"{s}\"\n"))),
+        ),
+    ];
+    let mut leaks = Vec::new();
+    for (case, shown) in &cases {
+        assert!(!shown.is_empty(), "{case}: nothing to check");
+        for text in shown {
+            assert!(!text.contains("succeeded"), "{case}: {text}");
+            if text.contains(SECRET) || text.contains(SECRET_NUMBER) {
+                leaks.push(format!("{case}: {text}"));
+            }
+        }
+    }
+    assert!(
+        leaks.is_empty(),
+        "{} renderings show the value:\n{}",
+        leaks.len(),
+        leaks.join("\n---\n")
+    );
+}
+
+fn builtin() -> Settings {
+    Settings {
+        app: App {
+            name: "builtin".into(),
+        },
+        limits: Limits { max: 1 },
+        db: Db { pool: 1 },
+    }
+}
+
+/// Runs `work` on its own thread and gives its result, or `None` if it has not finished
+/// within `bound` (it is then left running: a deadlocked thread cannot be stopped).
+fn finishes_within<R: Send + 'static>(
+    bound: Duration,
+    work: impl FnOnce() -> R + Send + 'static,
+) -> Option<R> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(work());
+    });
+    rx.recv_timeout(bound).ok()
+}
+
+#[test]
+fn validators_may_read_the_config_they_validate() {
+    // The validator reaches the config through a handle set once the config exists,
+    // as an application's own validator would through its shared state.
+    let handle: Arc<OnceLock<Reloadable<Settings>>> = Arc::new(OnceLock::new());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (in_validator, seen_in_validator) = (handle.clone(), seen.clone());
+    let config = validated()
+        .validate(move |_| {
+            if let Some(config) = in_validator.get() {
+                let versions: Vec<u64> = config.history().iter().map(|v| v.version()).collect();
+                let last_error = config.last_error().map(|e| e.to_string());
+                seen_in_validator
+                    .lock()
+                    .unwrap()
+                    .push((versions, last_error));
+            }
+            Ok(())
+        })
+        .build(builtin());
+    assert!(handle.set(config.clone()).is_ok());
+
+    let applying = config.clone();
+    let result = finishes_within(Duration::from_secs(5), move || {
+        applying
+            .apply(&Snapshot::from_entries(good("a", 1)))
+            .map(|applied| matches!(applied, Applied::New(_)))
+    })
+    .expect("apply deadlocked: its validator called last_error() and history()");
+    assert!(matches!(result, Ok(true)), "{result:?}");
+
+    // A rejected change, then another validated change that sees the rejection.
+    config
+        .apply(&Snapshot::from_entries(good("b", 0)))
+        .expect_err("max 0 is invalid");
+    let applying = config.clone();
+    let result = finishes_within(Duration::from_secs(5), move || {
+        applying
+            .apply(&Snapshot::from_entries(good("c", 3)))
+            .is_ok()
+    })
+    .expect("apply deadlocked");
+    assert!(result);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0], (vec![], None));
+    let (versions, last_error) = &seen[seen.len() - 1];
+    assert_eq!(versions, &[1]);
+    assert!(
+        last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("max must be within")),
+        "{last_error:?}"
+    );
+}
+
+#[test]
+fn rollback_does_not_wait_for_a_slow_decode() {
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    // Decodes `name`; a snapshot with a `slow` key blocks until released, so that the
+    // test knows a decode is in progress for as long as it needs.
+    let config = Reloadable::<String>::builder_with(move |snapshot| {
+        if snapshot.get("slow").is_some() {
+            let _ = started_tx.send(());
+            let _ = release_rx.lock().unwrap().recv_timeout(support::PATIENCE);
+        }
+        Ok(snapshot.get_str("name").unwrap_or_default().to_owned())
+    })
+    .build("builtin".to_owned());
+    for name in ["one", "two"] {
+        config
+            .apply(&Snapshot::from_entries([("name", name)]))
+            .unwrap();
+    }
+
+    let applying = config.clone();
+    let slow = thread::spawn(move || {
+        applying
+            .apply(&Snapshot::from_entries([("name", "three"), ("slow", "")]))
+            .map(|applied| match applied {
+                Applied::New(v) => v.version(),
+                Applied::Unchanged => 0,
+            })
+    });
+    started_rx
+        .recv_timeout(support::PATIENCE)
+        .expect("the slow decode started");
+
+    let rolling = config.clone();
+    let rolled = finishes_within(Duration::from_secs(5), move || {
+        rolling.rollback().map(|v| (v.version(), v.value().clone()))
+    });
+    // Let the decode finish whatever happened, so that no thread is left blocked.
+    release_tx.send(()).unwrap();
+    let rolled = rolled.expect("rollback waited for a decode in progress");
+    assert_eq!(rolled, Ok((1, "one".to_owned())));
+
+    // The slow change, once decoded, is applied over the rollback as the next version.
+    assert_eq!(slow.join().unwrap().unwrap(), 3);
+    assert_eq!(config.current().value(), "three");
+}
+
+#[test]
+fn a_read_error_names_the_directory_once_and_keeps_its_cause() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("absent");
+    let error = validated().load(&dir).unwrap_err();
+    let chain = &renderings(&error)[0];
+    assert_eq!(
+        chain.matches(&dir.display().to_string()).count(),
+        1,
+        "{chain}"
+    );
+    assert!(chain.ends_with("directory does not exist"), "{chain}");
+    assert!(
+        std::error::Error::source(&error).is_some(),
+        "the read error is the source"
+    );
 }

@@ -127,13 +127,19 @@ fn plain_directory_is_read_after_writes_settle() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("a"), "1").unwrap();
     let (probe, handler) = Probe::new();
-    let _watcher = DirWatcher::spawn(dir.path(), options(), handler).unwrap();
+    // A quiet period far longer than the writes below take, even on a loaded machine.
+    let options = WatchOptions {
+        quiet_period: Duration::from_millis(500),
+        ..options()
+    };
+    let _watcher = DirWatcher::spawn(dir.path(), options, handler).unwrap();
     probe.change();
     // A non-atomic writer updating two files: one change, with both files new.
     fs::write(dir.path().join("a"), "2").unwrap();
     fs::create_dir(dir.path().join("sub")).unwrap();
     fs::write(dir.path().join("sub/b"), "2").unwrap();
-    let (change, _) = probe.change_to(&payload(&[("a", "2"), ("sub/b", "2")]));
+    let (change, before) = probe.change_to(&payload(&[("a", "2"), ("sub/b", "2")]));
+    assert_eq!(before, 0, "a half-written state was reported first");
     assert!(change.previous.is_some());
     // Rewriting a file with the bytes it already holds is no change.
     fs::write(dir.path().join("a"), "2").unwrap();
@@ -157,9 +163,26 @@ fn fifty_rapid_swaps_end_on_the_final_content() {
         last = Some(p);
     }
     let last = last.unwrap();
-    let (change, skipped) = probe.change_to(&last);
-    assert!(skipped < 50, "every intermediate state reported: {skipped}");
-    assert_eq!(as_map(&change), last);
+    // Intermediate states may be reported or skipped, but in order: never an older
+    // state after a newer one, never one twice, and the last is the final content.
+    let mut seen = Vec::new();
+    loop {
+        let change = probe.change();
+        let map = as_map(&change);
+        let n: u32 = String::from_utf8(map["n"].clone())
+            .unwrap()
+            .parse()
+            .unwrap();
+        seen.push(n);
+        if map == last {
+            break;
+        }
+    }
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "out of order or repeated: {seen:?}"
+    );
+    assert_eq!(seen.last(), Some(&50));
 }
 
 #[test]
@@ -252,19 +275,41 @@ fn forced_polling_still_sees_swaps() {
     assert_eq!(as_map(&probe.change()), p);
 }
 
+/// A kubelet-style volume built by hand: `..v1/k`, `..data -> ..v1`, `k -> ..data/k`.
+/// The watch on such a volume is on its root alone (every kubelet update goes through
+/// `..data` there), so editing `..v1/k` in place is a change inotify cannot see.
+fn volume_with_a_blind_spot(value: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("..v1")).unwrap();
+    fs::write(dir.path().join("..v1/k"), value).unwrap();
+    std::os::unix::fs::symlink("..v1", dir.path().join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/k", dir.path().join("k")).unwrap();
+    dir
+}
+
 #[test]
 fn explicit_rescan_catches_a_change_made_behind_inotify() {
-    // With a very long safety-net interval, a change the watch cannot see (a bind mount
-    // would do this; here, a write before the watch exists is simulated by rescan) is
-    // still found by the rescan.
-    let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("k"), "1").unwrap();
+    let dir = volume_with_a_blind_spot("1");
     let (probe, handler) = Probe::new();
     let watcher = DirWatcher::spawn(dir.path(), options(), handler).unwrap();
-    probe.change();
+    assert_eq!(as_map(&probe.change()), payload(&[("k", "1")]));
+    fs::write(dir.path().join("..v1/k"), "2").unwrap();
     watcher.rescan();
-    fs::write(dir.path().join("k"), "2").unwrap();
-    watcher.rescan();
-    let (change, _) = probe.change_to(&payload(&[("k", "2")]));
+    let change = probe.change();
+    assert_eq!(as_map(&change), payload(&[("k", "2")]));
     assert!(change.previous.is_some());
+}
+
+#[test]
+fn the_periodic_rescan_catches_a_change_made_behind_inotify() {
+    let dir = volume_with_a_blind_spot("1");
+    let (probe, handler) = Probe::new();
+    let options = WatchOptions {
+        rescan_interval: Duration::from_millis(200),
+        ..options()
+    };
+    let _watcher = DirWatcher::spawn(dir.path(), options, handler).unwrap();
+    assert_eq!(as_map(&probe.change()), payload(&[("k", "1")]));
+    fs::write(dir.path().join("..v1/k"), "2").unwrap();
+    assert_eq!(as_map(&probe.change()), payload(&[("k", "2")]));
 }

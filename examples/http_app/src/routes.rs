@@ -38,8 +38,21 @@ async fn config(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "version": current.version(),
         "settings": current.value(),
-        "last_error": state.config.last_error().map(|e| e.to_string()),
+        "last_error": state.config.last_error().map(|e| describe(&*e)),
     }))
+}
+
+/// An error and its causes on one line (`cannot read the config directory: /etc/config:
+/// directory does not exist`): a read error keeps the path and the reason in its cause.
+fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 async fn feature(State(state): State<AppState>, Path(name): Path<String>) -> Json<Value> {

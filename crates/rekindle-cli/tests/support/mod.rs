@@ -132,9 +132,9 @@ pub fn run_to_end(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String) {
 }
 
 /// A process that appends the name of each HUP/USR1/USR2 it receives to a file.
-/// It is bash run with `exec -a NAME`, so `argv[0]` is `NAME` (and `comm` is
-/// `bash`): found by `--process-name` only through the argv[0] comparison,
-/// which is what names longer than 15 bytes need.
+/// It is bash started through a symlink called NAME, as a real program called NAME
+/// runs: `argv[0]` is NAME and the kernel's short name is its first 15 bytes, so a
+/// name longer than that is found only through the argv[0] comparison.
 #[derive(Debug)]
 pub struct SignalCounter {
     pub child: Child,
@@ -156,12 +156,13 @@ impl SignalCounter {
         let script = dir.join("counter.sh");
         fs::write(&script, COUNTER_SCRIPT).expect("write counter script");
         let file = dir.join(format!("{name}.signals"));
-        let mut command = Command::new("bash");
-        command.arg("-c").arg(format!(
-            "exec -a {name} bash {} {}",
-            script.display(),
-            file.display()
-        ));
+        let program = dir.join(name);
+        if !program.exists() {
+            let bash = fs::canonicalize("/bin/bash").expect("bash");
+            std::os::unix::fs::symlink(bash, &program).expect("symlink bash");
+        }
+        let mut command = Command::new(&program);
+        command.arg(&script).arg(&file);
         (command, file)
     }
 
@@ -242,4 +243,53 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     Some((status, body))
+}
+
+/// Starts `command` as a process with exactly `pid`, reusing the PID of a process that
+/// has exited: as root, the kernel's next PID can be set through
+/// `/proc/sys/kernel/ns_last_pid`. Other processes forking meanwhile can take the PID
+/// first, so this retries; `None` if it never got it.
+pub fn spawn_with_pid(pid: i32, mut command: Command) -> Option<KillOnDrop> {
+    for _ in 0..50 {
+        fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string())
+            .expect("write ns_last_pid (needs root)");
+        let mut child = command.spawn().expect("spawn");
+        if i32::try_from(child.id()).ok() == Some(pid) {
+            return Some(KillOnDrop(child));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    None
+}
+
+/// The PIDs of `pid`'s children, from `/proc/PID/task/PID/children`.
+pub fn proc_children(pid: i32) -> Vec<i32> {
+    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Whether any process's command line contains `text`.
+pub fn any_process_mentions(text: &str) -> bool {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        fs::read(entry.path().join("cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(text))
+    })
+}
+
+/// A child process killed and reaped when dropped, also when a test fails first.
+#[derive(Debug)]
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -1,10 +1,28 @@
 //! What a filesystem event means for a watched directory. Pure: no I/O, unit-tested.
 
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
-use notify::event::{EventKind, ModifyKind};
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
 
 use crate::read::DATA_LINK;
+
+/// One event, classified: how to react, and what it says about files being written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Observed {
+    pub(crate) reaction: Reaction,
+    pub(crate) write: Option<WriteActivity>,
+}
+
+/// A plain-directory writer at work. A file that was modified and not yet closed is
+/// still being written: reading it after a pause longer than the quiet period would
+/// apply half a file, so the watcher waits for its close (up to a bound).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WriteActivity {
+    /// Data was written to this file; a close-write will follow.
+    Writing(PathBuf),
+    /// This file was closed after writing, removed, or renamed away.
+    Finished(PathBuf),
+}
 
 /// How the watcher responds to one event, weakest first: when a batch of events arrives
 /// the strongest reaction wins.
@@ -22,14 +40,36 @@ pub(crate) enum Reaction {
     RootGone,
 }
 
-pub(crate) fn classify(event: &notify::Event, root: &Path) -> Reaction {
+pub(crate) fn classify(event: &notify::Event, root: &Path) -> Observed {
+    let reaction = reaction(event, root);
+    let write = match (&event.kind, event.paths.first()) {
+        (_, None) => None,
+        (_, Some(_)) if reaction != Reaction::ReadSoon => None,
+        (EventKind::Modify(ModifyKind::Data(_)), Some(path)) => {
+            Some(WriteActivity::Writing(path.clone()))
+        }
+        (
+            EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Remove(_)
+            | EventKind::Modify(ModifyKind::Name(RenameMode::From)),
+            Some(path),
+        ) => Some(WriteActivity::Finished(path.clone())),
+        _ => None,
+    };
+    Observed { reaction, write }
+}
+
+fn reaction(event: &notify::Event, root: &Path) -> Reaction {
     if event.need_rescan() {
         return Reaction::Rescan;
     }
-    // Opening and closing files without writing is what our own reads produce; reacting
-    // to them would make every read schedule the next one.
-    if matches!(event.kind, EventKind::Access(_)) {
-        return Reaction::Ignore;
+    match event.kind {
+        // A close after writing ends a write: activity, like the writes before it.
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => {}
+        // Opening and closing files without writing is what our own reads produce;
+        // reacting to them would make every read schedule the next one.
+        EventKind::Access(_) => return Reaction::Ignore,
+        _ => {}
     }
     event
         .paths
@@ -71,7 +111,7 @@ fn classify_path(kind: &EventKind, path: &Path, root: &Path) -> Reaction {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use notify::event::{AccessKind, CreateKind, Flag, RemoveKind, RenameMode};
+    use notify::event::{CreateKind, Flag, RemoveKind};
     use notify::{Event, EventKind};
     use std::path::PathBuf;
 
@@ -82,7 +122,7 @@ mod tests {
     const ROOT: &str = "/etc/config";
 
     fn react(kind: EventKind, path: &str) -> Reaction {
-        classify(&event(kind, path), Path::new(ROOT))
+        classify(&event(kind, path), Path::new(ROOT)).reaction
     }
 
     #[test]
@@ -124,10 +164,48 @@ mod tests {
     }
 
     #[test]
+    fn writes_open_and_close_a_file() {
+        let path = "/etc/config/app.yaml";
+        let written = classify(
+            &event(
+                EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any)),
+                path,
+            ),
+            Path::new(ROOT),
+        );
+        assert_eq!(written.write, Some(WriteActivity::Writing(path.into())));
+        let closed = classify(
+            &event(
+                EventKind::Access(AccessKind::Close(AccessMode::Write)),
+                path,
+            ),
+            Path::new(ROOT),
+        );
+        assert_eq!(closed.reaction, Reaction::ReadSoon);
+        assert_eq!(closed.write, Some(WriteActivity::Finished(path.into())));
+        let removed = classify(
+            &event(EventKind::Remove(RemoveKind::File), path),
+            Path::new(ROOT),
+        );
+        assert_eq!(removed.write, Some(WriteActivity::Finished(path.into())));
+        // Kubelet scratch files are nobody's half-written config.
+        let scratch = classify(
+            &event(
+                EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any)),
+                "/etc/config/..2026_11_22/app.yaml",
+            ),
+            Path::new(ROOT),
+        );
+        assert_eq!(scratch.write, None);
+    }
+
+    #[test]
     fn our_own_reads_are_ignored() {
-        let opened = EventKind::Access(AccessKind::Open(notify::event::AccessMode::Any));
+        let opened = EventKind::Access(AccessKind::Open(AccessMode::Any));
         assert_eq!(react(opened, ROOT), Reaction::Ignore);
         assert_eq!(react(opened, "/etc/config/app.yaml"), Reaction::Ignore);
+        let closed = EventKind::Access(AccessKind::Close(AccessMode::Read));
+        assert_eq!(react(closed, "/etc/config/app.yaml"), Reaction::Ignore);
     }
 
     #[test]
@@ -145,7 +223,10 @@ mod tests {
     #[test]
     fn overflow_means_rescan() {
         let overflow = Event::new(EventKind::Other).set_flag(Flag::Rescan);
-        assert_eq!(classify(&overflow, Path::new(ROOT)), Reaction::Rescan);
+        assert_eq!(
+            classify(&overflow, Path::new(ROOT)).reaction,
+            Reaction::Rescan
+        );
     }
 
     #[test]
@@ -153,7 +234,7 @@ mod tests {
         let both = Event::new(EventKind::Modify(ModifyKind::Name(RenameMode::Both)))
             .add_path(PathBuf::from("/etc/config/..data_tmp"))
             .add_path(PathBuf::from("/etc/config/..data"));
-        assert_eq!(classify(&both, Path::new(ROOT)), Reaction::ReadNow);
+        assert_eq!(classify(&both, Path::new(ROOT)).reaction, Reaction::ReadNow);
         let created = EventKind::Create(CreateKind::File);
         assert_eq!(react(created, "/elsewhere/file"), Reaction::Ignore);
     }

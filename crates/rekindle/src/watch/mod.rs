@@ -11,9 +11,13 @@
 //! no `..data` there (the volume recreated but not yet written, or being torn down) is
 //! not reported.
 //!
-//! The watcher runs on a thread of its own and needs no async runtime.
+//! The decisions live in a pure state machine (`machine.rs`); the thread here only
+//! performs its effects (stat, inotify, read, report) and feeds back their results. It
+//! needs no async runtime.
 
 mod classify;
+mod machine;
+mod options;
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -22,45 +26,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use notify::{INotifyWatcher, RecursiveMode, Watcher as _};
 
-use crate::read::{DATA_LINK, SnapshotError};
+use crate::read::{DATA_LINK, ReadLimits, SnapshotError};
 use crate::snapshot::Snapshot;
-use classify::{Reaction, classify};
+use classify::classify;
+use machine::{Effect, Input, Looked, Machine};
 
-/// A burst of writes to a plain directory may postpone the read at most this many quiet
-/// periods, so that a writer that never stops cannot starve the reader.
-const MAX_QUIET_PERIODS: u32 = 10;
-
-/// Tuning for a [`DirWatcher`].
-#[derive(Debug, Clone)]
-pub struct WatchOptions {
-    /// How long a plain directory (no `..data`) must be free of events before it is read,
-    /// so that a writer replacing several files non-atomically is seen once, finished.
-    /// Kubelet swaps do not wait: the `..data` rename marks them complete.
-    pub quiet_period: Duration,
-    /// The safety net: how often the directory is re-read even when no event came.
-    pub rescan_interval: Duration,
-    /// How often the directory is read when inotify cannot be used, and how often a
-    /// missing directory is looked for.
-    pub poll_interval: Duration,
-    /// Poll instead of using inotify (for filesystems where inotify sees nothing, such as
-    /// some network mounts).
-    pub force_polling: bool,
-}
-
-impl Default for WatchOptions {
-    fn default() -> Self {
-        WatchOptions {
-            quiet_period: Duration::from_millis(100),
-            rescan_interval: Duration::from_secs(60),
-            poll_interval: Duration::from_secs(1),
-            force_polling: false,
-        }
-    }
-}
+pub use options::{InvalidOptions, WatchOptions};
 
 /// What a [`DirWatcher`] reports to its handler.
 #[derive(Debug)]
@@ -107,7 +82,7 @@ pub struct Change {
 #[non_exhaustive]
 pub enum WatchError {
     /// The path could not be made absolute.
-    #[error("{}: cannot resolve the path: {source}", dir.display())]
+    #[error("{}: cannot resolve the path", dir.display())]
     Path {
         /// The path given.
         dir: PathBuf,
@@ -115,8 +90,11 @@ pub enum WatchError {
         #[source]
         source: std::io::Error,
     },
+    /// The [`WatchOptions`] are out of range.
+    #[error(transparent)]
+    Options(#[from] InvalidOptions),
     /// The watcher thread could not be started.
-    #[error("cannot start the watcher thread: {0}")]
+    #[error("cannot start the watcher thread")]
     Thread(#[source] std::io::Error),
 }
 
@@ -127,11 +105,13 @@ enum Message {
 }
 
 /// Watches one directory on a background thread and calls a handler with each
-/// [`WatchEvent`]. Stops when dropped.
+/// [`WatchEvent`]. Stops when dropped, so keep it for as long as the directory should be
+/// watched.
 ///
 /// The first successful read is reported as a [`Change`] with `previous: None`; after
 /// that, only reads whose digest differs are.
 #[derive(Debug)]
+#[must_use = "the watcher stops when dropped; keep it for as long as the directory should be watched"]
 pub struct DirWatcher {
     dir: PathBuf,
     messages: Sender<Message>,
@@ -143,7 +123,8 @@ impl DirWatcher {
     /// Starts watching `dir`. The directory need not exist yet: it is waited for.
     ///
     /// `handler` runs on the watcher's thread, one event at a time; a slow handler delays
-    /// the next read, never loses it.
+    /// the next read, never loses it. Fails at once if `options` are out of range (see
+    /// [`WatchOptions::validate`]).
     pub fn spawn<H>(
         dir: impl AsRef<Path>,
         options: WatchOptions,
@@ -152,6 +133,7 @@ impl DirWatcher {
     where
         H: FnMut(WatchEvent) + Send + 'static,
     {
+        options.validate()?;
         let dir = std::path::absolute(dir.as_ref()).map_err(|source| WatchError::Path {
             dir: dir.as_ref().to_owned(),
             source,
@@ -159,18 +141,13 @@ impl DirWatcher {
         let (messages, inbox) = mpsc::channel();
         let ready = Arc::new(AtomicBool::new(false));
         let worker = Worker {
+            machine: Machine::new(dir.clone(), &options),
             dir: dir.clone(),
-            options,
+            limits: options.limits.clone(),
             handler,
             ready: ready.clone(),
             messages: messages.clone(),
-            source: Source::Missing,
-            last: None,
-            last_error: None,
-            missing_reported: false,
-            kubelet_volume: false,
-            pending: None,
-            next_tick: Instant::now(),
+            inotify: None,
         };
         let thread = thread::Builder::new()
             .name("rekindle-watch".into())
@@ -212,162 +189,74 @@ impl Drop for DirWatcher {
     }
 }
 
-/// Where the worker's knowledge of the directory comes from.
-enum Source {
-    /// inotify on the directory whose device and inode are `identity`: a directory
-    /// recreated at the same path is a different one and needs a new watch.
-    Inotify {
-        _watcher: INotifyWatcher,
-        identity: (u64, u64),
-    },
-    /// inotify was unavailable: read every poll interval.
-    Polling,
-    /// The directory does not exist: look for it every poll interval.
-    Missing,
-}
-
-struct Pending {
-    first_event: Instant,
-    deadline: Instant,
-}
-
+/// The thread: performs the machine's effects, nothing else.
 struct Worker<H> {
+    machine: Machine,
     dir: PathBuf,
-    options: WatchOptions,
+    limits: ReadLimits,
     handler: H,
     ready: Arc<AtomicBool>,
     messages: Sender<Message>,
-    source: Source,
-    last: Option<Arc<Snapshot>>,
-    last_error: Option<String>,
-    /// Whether the current absence of the directory was reported already.
-    missing_reported: bool,
-    /// Whether the directory has been seen as a kubelet volume (with `..data`).
-    kubelet_volume: bool,
-    pending: Option<Pending>,
-    next_tick: Instant,
+    inotify: Option<INotifyWatcher>,
 }
 
 impl<H: FnMut(WatchEvent)> Worker<H> {
     fn run(mut self, inbox: Receiver<Message>) {
-        self.establish();
+        let mut input = Input::Start;
         loop {
-            let wake = match &self.pending {
-                Some(pending) => pending.deadline.min(self.next_tick),
-                None => self.next_tick,
+            self.feed(input);
+            let timeout = match self.machine.next_wake() {
+                Some(wake) => wake.saturating_duration_since(Instant::now()),
+                // Nothing scheduled: only a message can wake the machine.
+                None => std::time::Duration::MAX,
             };
-            match inbox.recv_timeout(wake.saturating_duration_since(Instant::now())) {
+            input = match inbox.recv_timeout(timeout) {
                 Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-                Ok(Message::Rescan) => self.read(),
-                Ok(Message::Fs(Ok(event))) => self.react(classify(&event, &self.dir)),
-                Ok(Message::Fs(Err(error))) => {
-                    // inotify itself failed (a watch could not be added, the queue could
-                    // not be read): trust nothing, start over.
-                    tracing::warn!(dir = %self.dir.display(), %error, "inotify error; re-establishing the watch");
-                    self.establish();
-                }
-                Err(RecvTimeoutError::Timeout) => self.on_timeout(),
+                Ok(Message::Rescan) => Input::Rescan,
+                Ok(Message::Fs(Ok(event))) => Input::Event(classify(&event, &self.dir)),
+                Ok(Message::Fs(Err(error))) => Input::InotifyFailed(error.to_string()),
+                Err(RecvTimeoutError::Timeout) => Input::Wake,
+            };
+        }
+    }
+
+    /// Steps the machine with `input` and with the results of the effects it asks for,
+    /// until it asks for nothing more.
+    fn feed(&mut self, input: Input) {
+        let mut inputs = std::collections::VecDeque::from([input]);
+        while let Some(input) = inputs.pop_front() {
+            for effect in self.machine.step(Instant::now(), input) {
+                inputs.extend(self.perform(effect));
+            }
+        }
+        self.ready.store(self.machine.is_ready(), Ordering::Release);
+    }
+
+    fn perform(&mut self, effect: Effect) -> Option<Input> {
+        match effect {
+            Effect::Look => Some(Input::Looked(look(&self.dir))),
+            Effect::StartInotify { recursive } => {
+                // The old watch goes first: its thread would otherwise deliver events
+                // about a directory that is gone.
+                self.inotify = None;
+                let started = self
+                    .start_inotify(recursive)
+                    .map(|w| self.inotify = Some(w));
+                Some(Input::InotifyStarted(started))
+            }
+            Effect::StopInotify => {
+                self.inotify = None;
+                None
+            }
+            Effect::Read => Some(Input::Read(Snapshot::read_volume(&self.dir, &self.limits))),
+            Effect::Report(event) => {
+                (self.handler)(event);
+                None
             }
         }
     }
 
-    fn react(&mut self, reaction: Reaction) {
-        match reaction {
-            Reaction::Ignore => {}
-            Reaction::ReadSoon => {
-                let now = Instant::now();
-                let quiet = self.options.quiet_period;
-                let pending = self.pending.get_or_insert(Pending {
-                    first_event: now,
-                    deadline: now + quiet,
-                });
-                pending.deadline =
-                    (now + quiet).min(pending.first_event + quiet * MAX_QUIET_PERIODS);
-            }
-            Reaction::ReadNow => self.read(),
-            Reaction::Rescan => {
-                tracing::warn!(
-                    dir = %self.dir.display(),
-                    "inotify queue overflowed, events were lost; re-reading the directory"
-                );
-                self.read();
-            }
-            Reaction::RootGone => self.establish(),
-        }
-    }
-
-    fn on_timeout(&mut self) {
-        let now = Instant::now();
-        if self.pending.as_ref().is_some_and(|p| p.deadline <= now) {
-            self.read();
-        }
-        if self.next_tick <= now {
-            self.tick();
-        }
-    }
-
-    /// The periodic pass: the safety-net rescan, a poll, or a look for a missing directory.
-    fn tick(&mut self) {
-        match &self.source {
-            Source::Missing => self.establish(),
-            Source::Polling => {
-                self.read();
-                self.schedule_tick();
-            }
-            Source::Inotify { identity, .. } => {
-                if identity_of(&self.dir) == Some(*identity) {
-                    self.read();
-                    self.schedule_tick();
-                } else {
-                    self.establish();
-                }
-            }
-        }
-    }
-
-    fn schedule_tick(&mut self) {
-        let interval = match self.source {
-            Source::Inotify { .. } => self.options.rescan_interval,
-            Source::Polling | Source::Missing => self.options.poll_interval,
-        };
-        self.next_tick = Instant::now() + interval;
-    }
-
-    /// (Re)creates the watch for whatever directory is at the path now, then reads it.
-    fn establish(&mut self) {
-        let Some(identity) = identity_of(&self.dir) else {
-            self.go_missing();
-            return;
-        };
-        self.missing_reported = false;
-        self.source = if self.options.force_polling {
-            Source::Polling
-        } else {
-            match self.start_inotify() {
-                Ok(watcher) => Source::Inotify {
-                    _watcher: watcher,
-                    identity,
-                },
-                Err(reason) => {
-                    tracing::warn!(
-                        dir = %self.dir.display(),
-                        %reason,
-                        poll_interval = ?self.options.poll_interval,
-                        "inotify unavailable; falling back to polling"
-                    );
-                    (self.handler)(WatchEvent::Polling {
-                        dir: self.dir.clone(),
-                        reason,
-                    });
-                    Source::Polling
-                }
-            }
-        };
-        self.schedule_tick();
-        self.read();
-    }
-
-    fn start_inotify(&self) -> Result<INotifyWatcher, String> {
+    fn start_inotify(&self, recursive: bool) -> Result<INotifyWatcher, String> {
         let messages = self.messages.clone();
         let config = notify::Config::default().with_follow_symlinks(false);
         let mut watcher = INotifyWatcher::new(
@@ -379,82 +268,24 @@ impl<H: FnMut(WatchEvent)> Worker<H> {
         .map_err(describe_notify_error)?;
         // In a kubelet volume every change goes through `..data` in the root, so the root
         // alone is enough. A plain directory may be changed anywhere below.
-        let mode = if fs::symlink_metadata(self.dir.join(DATA_LINK)).is_ok() {
-            RecursiveMode::NonRecursive
-        } else {
+        let mode = if recursive {
             RecursiveMode::Recursive
+        } else {
+            RecursiveMode::NonRecursive
         };
         watcher
             .watch(&self.dir, mode)
             .map_err(describe_notify_error)?;
         Ok(watcher)
     }
-
-    fn go_missing(&mut self) {
-        if !self.missing_reported {
-            tracing::info!(dir = %self.dir.display(), "directory missing; waiting for it");
-            (self.handler)(WatchEvent::Missing {
-                dir: self.dir.clone(),
-            });
-            self.missing_reported = true;
-        }
-        self.source = Source::Missing;
-        self.pending = None;
-        self.schedule_tick();
-    }
-
-    fn read(&mut self) {
-        self.pending = None;
-        match Snapshot::read(&self.dir) {
-            Ok(snapshot) => {
-                // A kubelet volume always has `..data`, even for an empty ConfigMap. Once
-                // seen, a state without it is the volume being set up (created empty,
-                // not yet written) or torn down: not content to report. The `..data`
-                // that follows brings the next read.
-                if fs::symlink_metadata(self.dir.join(DATA_LINK)).is_ok() {
-                    self.kubelet_volume = true;
-                } else if self.kubelet_volume {
-                    tracing::debug!(dir = %self.dir.display(), "volume without ..data (being set up or torn down); waiting");
-                    return;
-                }
-                self.last_error = None;
-                self.ready.store(true, Ordering::Release);
-                if self
-                    .last
-                    .as_ref()
-                    .is_some_and(|last| last.digest() == snapshot.digest())
-                {
-                    return;
-                }
-                let snapshot = Arc::new(snapshot);
-                let previous = self.last.replace(snapshot.clone());
-                (self.handler)(WatchEvent::Changed(Change {
-                    dir: self.dir.clone(),
-                    snapshot,
-                    previous,
-                }));
-            }
-            Err(error) if error.is_missing() => self.go_missing(),
-            Err(error) => {
-                let text = error.to_string();
-                if self.last_error.as_deref() != Some(text.as_str()) {
-                    tracing::warn!(dir = %self.dir.display(), %error, "cannot read directory; keeping the last snapshot");
-                    self.last_error = Some(text);
-                    (self.handler)(WatchEvent::Failed {
-                        dir: self.dir.clone(),
-                        error: Arc::new(error),
-                    });
-                }
-            }
-        }
-    }
 }
 
-fn identity_of(dir: &Path) -> Option<(u64, u64)> {
-    fs::metadata(dir)
-        .ok()
-        .filter(|m| m.is_dir())
-        .map(|m| (m.dev(), m.ino()))
+fn look(dir: &Path) -> Option<Looked> {
+    let metadata = fs::metadata(dir).ok().filter(|m| m.is_dir())?;
+    Some(Looked {
+        identity: (metadata.dev(), metadata.ino()),
+        has_data_link: fs::symlink_metadata(dir.join(DATA_LINK)).is_ok(),
+    })
 }
 
 /// Turns notify's errors into advice an operator can act on.

@@ -6,9 +6,9 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use rustix::process::{Pid, Signal};
+use rustix::process::Signal;
 
-use crate::children::{Children, Exit};
+use super::children::{Children, Exit};
 
 /// How much of a failing command's stderr we keep for the log line.
 const STDERR_TAIL: usize = 2048;
@@ -55,13 +55,12 @@ pub async fn run(
     if capture_stderr {
         cmd.stderr(Stdio::piped());
     }
-    let (mut running, mut child) =
-        children
-            .spawn(&mut cmd)
-            .map_err(|source| ShellError::Spawn {
-                command: command.to_owned(),
-                source,
-            })?;
+    let (running, mut child) = children
+        .spawn(&mut cmd)
+        .map_err(|source| ShellError::Spawn {
+            command: command.to_owned(),
+            source,
+        })?;
     // A plain thread drains the pipe: a blocking read costs nothing while the
     // command runs, and it ends when the last writer closes the pipe.
     let reader = child.stderr.take().map(|mut stderr| {
@@ -85,13 +84,16 @@ pub async fn run(
         });
         rx
     });
+    // If this future is dropped (rekindle stopping, a newer change), the command and
+    // whatever it started must not outlive it.
+    let guard = KillOnDrop(Some(running.clone()));
     let finished = tokio::time::timeout(timeout, running.wait()).await;
+    drop(guard.disarm());
     let exit = match finished {
         Ok(exit) => exit,
         Err(_) => {
-            if let Some(group) = Pid::from_raw(running.pid) {
-                let _ = rustix::process::kill_process_group(group, Signal::KILL);
-            }
+            // The whole group: whatever the command started in the background goes too.
+            let _ = running.signal_group(Signal::KILL);
             running.wait().await;
             let stderr_tail = collect(reader).await;
             return Err(ShellError::Timeout {
@@ -105,6 +107,23 @@ pub async fn run(
         exit,
         stderr_tail: collect(reader).await,
     })
+}
+
+/// Kills a command's process group when dropped before the command ended.
+struct KillOnDrop(Option<super::children::Running>);
+
+impl KillOnDrop {
+    fn disarm(mut self) -> Option<super::children::Running> {
+        self.0.take()
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(running) = self.0.take() {
+            let _ = running.signal_group(Signal::KILL);
+        }
+    }
 }
 
 /// The captured stderr tail. A background process started by the command may

@@ -10,13 +10,14 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::process::Command;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rustix::io::Errno;
-use rustix::process::WaitOptions;
+use rustix::process::{Pid, PidfdFlags, Signal, WaitOptions};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,14 +49,14 @@ impl fmt::Display for Exit {
                 f,
                 "killed by {}",
                 rustix::process::Signal::from_named_raw(*signal)
-                    .map(crate::signals::name)
+                    .map(crate::signal::name)
                     .unwrap_or_else(|| format!("signal {signal}"))
             ),
         }
     }
 }
 
-type Table = Arc<Mutex<HashMap<i32, oneshot::Sender<Exit>>>>;
+type Table = Arc<Mutex<HashMap<i32, watch::Sender<Option<Exit>>>>>;
 
 /// The owner of all our children. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -63,24 +64,47 @@ pub struct Children {
     table: Table,
 }
 
-/// A child we started; [`Running::wait`] resolves when it has been reaped.
-#[derive(Debug)]
+/// A child we started. Clones share it: each can wait for its exit, and signals go
+/// through the pidfd opened at spawn, so they reach this child or nobody — never a
+/// process that got its PID after it was reaped.
+#[derive(Debug, Clone)]
 pub struct Running {
     pub pid: i32,
-    exit: oneshot::Receiver<Exit>,
-    done: Option<Exit>,
+    pidfd: Arc<OwnedFd>,
+    exit: watch::Receiver<Option<Exit>>,
 }
 
 impl Running {
-    pub async fn wait(&mut self) -> Exit {
-        if let Some(exit) = self.done {
-            return exit;
+    /// Resolves when the child has been reaped.
+    pub async fn wait(&self) -> Exit {
+        let mut exit = self.exit.clone();
+        let outcome = exit.wait_for(Option::is_some).await.map(|e| *e);
+        match outcome {
+            Ok(Some(exit)) => exit,
+            // The reaper never drops a registered sender without sending, except when
+            // the runtime shuts down; report that as a kill.
+            _ => Exit::Signal(9),
         }
-        // The reaper never drops a registered sender without sending, except
-        // when the runtime shuts down; report that as a kill.
-        let exit = (&mut self.exit).await.unwrap_or(Exit::Signal(9));
-        self.done = Some(exit);
-        exit
+    }
+
+    /// The exit status, if the child has been reaped.
+    pub fn exited(&self) -> Option<Exit> {
+        *self.exit.borrow()
+    }
+
+    /// Sends `signal` to this child through its pidfd.
+    pub fn signal(&self, signal: Signal) -> Result<(), Errno> {
+        rustix::process::pidfd_send_signal(&*self.pidfd, signal)
+    }
+
+    /// Sends `signal` to this child's process group, unless the child has been reaped
+    /// (its PID, and so its group ID, may belong to someone else by then).
+    pub fn signal_group(&self, signal: Signal) -> Result<(), Errno> {
+        if self.exited().is_some() {
+            return Err(Errno::SRCH);
+        }
+        let group = Pid::from_raw(self.pid).ok_or(Errno::INVAL)?;
+        rustix::process::kill_process_group(group, signal)
     }
 }
 
@@ -102,18 +126,22 @@ impl Children {
         Ok(Children { table })
     }
 
-    /// Spawns `command` and registers it for reaping.
+    /// Spawns `command`, pins it with a pidfd and registers it for reaping.
     pub fn spawn(&self, command: &mut Command) -> io::Result<(Running, std::process::Child)> {
+        // Held while spawning and opening the pidfd: the reaper takes this lock before
+        // `wait`, so the child cannot be reaped (and its PID reused) before it is pinned.
         let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
         let child = command.spawn()?;
         let pid = i32::try_from(child.id()).map_err(io::Error::other)?;
-        let (tx, rx) = oneshot::channel();
+        let raw = Pid::from_raw(pid).ok_or_else(|| io::Error::other("PID 0 from spawn"))?;
+        let pidfd = rustix::process::pidfd_open(raw, PidfdFlags::empty())?;
+        let (tx, rx) = watch::channel(None);
         table.insert(pid, tx);
         Ok((
             Running {
                 pid,
+                pidfd: Arc::new(pidfd),
                 exit: rx,
-                done: None,
             },
             child,
         ))
@@ -131,10 +159,10 @@ fn reap(table: &Table) {
                     (None, None) => continue,
                 };
                 if let Some(tx) = table.remove(&pid.as_raw_pid()) {
-                    let _ = tx.send(exit);
+                    tx.send_replace(Some(exit));
                 }
-                // Anything else is an orphan re-parented to us (PID 1): reaped,
-                // nothing to report.
+                // Anything else is an orphan re-parented to us (as PID 1 or as a child
+                // subreaper): reaped, nothing to report.
             }
             Err(Errno::INTR) => continue,
             Ok(None) | Err(_) => break,
