@@ -56,8 +56,13 @@ exec, webhook. A change is a new digest of the whole directory, so a kubelet
 update runs the actions once, and a rewrite with identical content not at all.
 Nothing runs for the first read at start unless --reload-on-start is given.
 
-With --validate, the command runs first; if it exits non-zero, no action runs,
-the tail of its stderr is logged, and the next change tries again.";
+With --validate, the command runs first; if it exits non-zero, no action runs
+and the tail of its stderr is logged. After it passes, the directory is read
+again; content that changed meanwhile is validated instead.
+
+A failed validation or action is tried again without a new change: after 1s,
+then twice as long each time, at most a minute apart, until it succeeds or newer
+content replaces it (only the failed actions run again).";
 
 const WATCH_EXAMPLES: &str = "\
 Examples:
@@ -189,10 +194,12 @@ pub struct WatchArgs {
     /// that is not a descendant of another process with that name.
     #[arg(long, value_name = "NAME", help_heading = "Signal action")]
     pub process_name: Option<String>,
-    /// Send the signal to this PID.
+    /// Send the signal to this PID: to the process that has it at start (or at the
+    /// first change); a different process that gets the PID later is refused.
     #[arg(long, value_name = "PID", help_heading = "Signal action")]
     pub pid: Option<i32>,
-    /// Send the signal to the PID written in this file (re-read at every change).
+    /// Send the signal to the PID written in this file (read at every change, and again
+    /// after the process is pinned, so a restart in between is followed).
     #[arg(long, value_name = "FILE", help_heading = "Signal action")]
     pub pid_file: Option<PathBuf>,
 
