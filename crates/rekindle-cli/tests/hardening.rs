@@ -255,3 +255,26 @@ fn compat_webhook_status_code_stays_exact() {
         "configmap-reload mode accepted a 204:\n{log}"
     );
 }
+
+/// The inotify library logs through the `log` facade; its lines reach rekindle's log
+/// (at their own level) instead of being dropped.
+#[test]
+fn the_inotify_library_logs_into_rekindle_log() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("conf");
+    std::fs::create_dir(&dir).expect("dir");
+    let rekindle = Rekindle::start(
+        &[
+            "watch",
+            "--dir",
+            dir.to_str().expect("utf8"),
+            "--exec",
+            "true",
+            "--log-level",
+            "trace",
+        ],
+        tmp.path(),
+    );
+    rekindle.wait_log("watching", 1);
+    rekindle.wait_log("adding inotify watch", 1);
+}

@@ -74,4 +74,4 @@ pub use reload::{
     Versioned,
 };
 pub use snapshot::{Snapshot, SnapshotDiff};
-pub use watch::{Change, DirWatcher, WatchError, WatchEvent, WatchOptions};
+pub use watch::{Change, DirWatcher, InvalidOptions, WatchError, WatchEvent, WatchOptions};

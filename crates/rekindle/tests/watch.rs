@@ -313,3 +313,18 @@ fn the_periodic_rescan_catches_a_change_made_behind_inotify() {
     fs::write(dir.path().join("..v1/k"), "2").unwrap();
     assert_eq!(as_map(&probe.change()), payload(&[("k", "2")]));
 }
+
+#[test]
+fn a_zero_interval_is_refused_at_spawn_not_spun_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_probe, handler) = Probe::new();
+    let spinning = WatchOptions {
+        rescan_interval: Duration::ZERO,
+        ..options()
+    };
+    let err = DirWatcher::spawn(dir.path(), spinning, handler).unwrap_err();
+    assert!(
+        matches!(err, rekindle::WatchError::Options(ref e) if e.field == "rescan_interval"),
+        "{err}"
+    );
+}
