@@ -10,7 +10,7 @@ use rustix::process::Signal;
 use crate::duration;
 use crate::signal::names as signals;
 use crate::size;
-use crate::url::{WebhookUrl, WebhookUrlArg};
+use crate::webhook::url::{WebhookUrl, WebhookUrlArg};
 
 const ABOUT: &str = "Hot-reload for Kubernetes ConfigMap and Secret volumes";
 

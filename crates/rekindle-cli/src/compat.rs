@@ -17,7 +17,7 @@ use clap::Parser;
 
 use crate::cli::{LogArgs, LogFormat, LogLevel, parse_method};
 use crate::plan::{MAX_BACKOFF, SignalPlan, Target, WatchPlan};
-use crate::url::{WebhookUrl, WebhookUrlArg};
+use crate::webhook::url::{WebhookUrl, WebhookUrlArg};
 use crate::webhook::{ExpectStatus, WebhookOptions};
 
 /// configmap-reload's flags that select this mode when they come first.

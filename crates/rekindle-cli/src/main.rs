@@ -15,7 +15,6 @@ mod server;
 mod signal;
 mod size;
 mod supervisor;
-mod url;
 mod watch;
 mod webhook;
 

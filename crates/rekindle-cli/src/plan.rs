@@ -7,7 +7,7 @@ use std::time::Duration;
 use rustix::process::Signal;
 
 use crate::cli::WatchArgs;
-use crate::url::WebhookUrl;
+use crate::webhook::url::WebhookUrl;
 use crate::webhook::{ExpectStatus, WebhookOptions};
 
 /// Who gets the signal.

@@ -328,3 +328,27 @@ fn a_zero_interval_is_refused_at_spawn_not_spun_on() {
         "{err}"
     );
 }
+
+#[test]
+fn a_writer_pausing_mid_file_is_not_read_half_way() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("app.conf"), "old").unwrap();
+    let (probe, handler) = Probe::new();
+    let _watcher = DirWatcher::spawn(dir.path(), options(), handler).unwrap();
+    probe.change();
+    // Half the file, then a pause of several quiet periods with the file still open.
+    let mut file = fs::File::create(dir.path().join("app.conf")).unwrap();
+    file.write_all(b"first half, ").unwrap();
+    file.flush().unwrap();
+    let quiet = options().quiet_period;
+    std::thread::sleep(quiet * 4);
+    file.write_all(b"second half").unwrap();
+    drop(file);
+    let change = probe.change();
+    assert_eq!(
+        as_map(&change),
+        payload(&[("app.conf", "first half, second half")]),
+        "a half-written file was applied"
+    );
+}

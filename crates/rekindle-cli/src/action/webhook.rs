@@ -6,7 +6,7 @@ use tokio::task::JoinSet;
 
 use super::{Action, ActionFuture, ChangeCtx, Outcome};
 use crate::metrics::Metrics;
-use crate::url::WebhookUrl;
+use crate::webhook::url::WebhookUrl;
 use crate::webhook::{self, WebhookOptions};
 
 #[derive(Debug)]

@@ -5,6 +5,8 @@
 //! Superseding is the caller's job: it drops (aborts) the delivery future when a
 //! newer change arrives, which closes the connection and stops the retries.
 
+pub mod url;
+
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -15,7 +17,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::metrics::Metrics;
-use crate::url::WebhookUrl;
+use url::WebhookUrl;
 
 /// Which answers count as success.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
