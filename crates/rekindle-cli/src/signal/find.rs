@@ -320,6 +320,16 @@ mod tests {
             .expect("spawn");
         let pid = i32::try_from(child.id()).expect("pid");
         let proc_dir = open_proc().expect("open /proc");
+        // `spawn` may return before the kernel has given the child its new name (the
+        // parent resumes when the child leaves its memory, early in exec): wait for it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while stat_of(&proc_dir, pid).is_none_or(|s| s.comm != name[..COMM_LEN]) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the child never exec'd"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         let (_, matching) = scan(&proc_dir, name).expect("scan");
         let found = matching.into_iter().find(|s| s.pid == pid);
         let found = found.expect("the child is found by its whole name");
