@@ -352,3 +352,48 @@ fn a_writer_pausing_mid_file_is_not_read_half_way() {
         "a half-written file was applied"
     );
 }
+
+/// A `..data` swap is read and reported on inotify's own thread; a handler there that
+/// drops its own watcher must not deadlock, and nothing is reported after the drop.
+#[test]
+fn a_handler_may_drop_its_own_watcher_during_a_swap() {
+    use std::sync::{Arc, Mutex, mpsc};
+    let dir = volume_with_a_blind_spot("1");
+    let slot: Arc<Mutex<Option<DirWatcher>>> = Arc::new(Mutex::new(None));
+    let (tx, rx) = mpsc::channel();
+    let handler_slot = slot.clone();
+    let watcher = DirWatcher::spawn(dir.path(), options(), move |event| {
+        if let WatchEvent::Changed(change) = event {
+            let _ = tx.send(as_map(&change));
+            if change.previous.is_some() {
+                // Dropped here, inside its own handler.
+                drop(handler_slot.lock().unwrap().take());
+            }
+        }
+    })
+    .unwrap();
+    *slot.lock().unwrap() = Some(watcher);
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        payload(&[("k", "1")])
+    );
+    // The kubelet's swap: a new data directory, `..data_tmp` renamed over `..data`.
+    fs::create_dir(dir.path().join("..v2")).unwrap();
+    fs::write(dir.path().join("..v2/k"), "2").unwrap();
+    std::os::unix::fs::symlink("..v2", dir.path().join("..data_tmp")).unwrap();
+    fs::rename(dir.path().join("..data_tmp"), dir.path().join("..data")).unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        payload(&[("k", "2")])
+    );
+    assert!(
+        slot.lock().unwrap().is_none(),
+        "the handler dropped the watcher"
+    );
+    // Stopped: a further swap is not reported.
+    fs::create_dir(dir.path().join("..v3")).unwrap();
+    fs::write(dir.path().join("..v3/k"), "3").unwrap();
+    std::os::unix::fs::symlink("..v3", dir.path().join("..data_tmp")).unwrap();
+    fs::rename(dir.path().join("..data_tmp"), dir.path().join("..data")).unwrap();
+    assert!(rx.recv_timeout(Duration::from_millis(500)).is_err());
+}

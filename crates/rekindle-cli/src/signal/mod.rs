@@ -121,54 +121,67 @@ impl Signaller {
         self.signal
     }
 
-    pub fn deliver(&mut self) -> Delivery {
+    /// Signals the target. For `--process-name`, when every process found last time is
+    /// still there, they are signalled at once and the `/proc` scan that finds new matches
+    /// is left to [`Signaller::finish`]; the second value says whether it is needed.
+    pub fn deliver(&mut self) -> (Delivery, bool) {
         let mut delivery = Delivery::default();
         let signal = self.signal;
+        let mut scan_pending = false;
         match &mut self.state {
-            State::Name { name, held } => {
+            State::Name { held, .. } => {
                 let fast = !held.is_empty() && held.iter().all(|p| !p.has_exited());
                 if fast {
                     for pinned in held.iter() {
                         record(&mut delivery, pinned.pid, pinned.send(signal));
                     }
-                }
-                let previous = std::mem::take(held);
-                match refresh(
-                    &self.proc_dir,
-                    name,
-                    previous,
-                    Some(signal),
-                    fast,
-                    &mut delivery,
-                ) {
-                    Ok(found) => *held = found,
-                    Err(e) => delivery.problem = Some(format!("cannot read /proc: {e}")),
-                }
-                if delivery.sent.is_empty()
-                    && delivery.failed.is_empty()
-                    && delivery.problem.is_none()
-                {
-                    delivery.problem = Some(format!(
-                        "no process named {name:?} found (is `shareProcessNamespace: true` set on the pod?)"
-                    ));
+                    scan_pending = true;
+                } else {
+                    self.finish(&mut delivery, false);
                 }
             }
-            State::Pid { pid, start_time } => {
-                match Pinned::open(&self.proc_dir, *pid, *start_time) {
-                    Ok(pinned) => {
-                        *start_time = Some(pinned.start_time);
-                        record(&mut delivery, *pid, pinned.send(signal));
-                    }
-                    Err(e) => delivery.failed.push(e),
+            State::Pid { pid, start_time } => match Pinned::open(&self.proc_dir, *pid, *start_time)
+            {
+                Ok(pinned) => {
+                    *start_time = Some(pinned.start_time);
+                    record(&mut delivery, *pid, pinned.send(signal));
                 }
-            }
+                Err(e) => delivery.failed.push(e),
+            },
             State::PidFile { path } => match open_from_pid_file(&self.proc_dir, path) {
                 Ok(pinned) => record(&mut delivery, pinned.pid, pinned.send(signal)),
                 Err(PidFileError::Deliver(e)) => delivery.failed.push(e),
                 Err(PidFileError::File(problem)) => delivery.problem = Some(problem),
             },
         }
-        delivery
+        (delivery, scan_pending)
+    }
+
+    /// The `--process-name` scan: finds the matching processes now, signals those not
+    /// signalled yet (all of them unless `held_signalled`), and holds them for the next
+    /// change.
+    pub fn finish(&mut self, delivery: &mut Delivery, held_signalled: bool) {
+        let State::Name { name, held } = &mut self.state else {
+            return;
+        };
+        let previous = std::mem::take(held);
+        let signal = Some(self.signal);
+        match refresh(
+            &self.proc_dir,
+            name,
+            previous,
+            signal,
+            held_signalled,
+            delivery,
+        ) {
+            Ok(found) => *held = found,
+            Err(e) => delivery.problem = Some(format!("cannot read /proc: {e}")),
+        }
+        if delivery.sent.is_empty() && delivery.failed.is_empty() && delivery.problem.is_none() {
+            delivery.problem = Some(format!(
+                "no process named {name:?} found (is `shareProcessNamespace: true` set on the pod?)"
+            ));
+        }
     }
 }
 

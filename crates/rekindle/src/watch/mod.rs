@@ -22,9 +22,9 @@ mod options;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
@@ -32,7 +32,7 @@ use notify::{INotifyWatcher, RecursiveMode, Watcher as _};
 
 use crate::read::{DATA_LINK, ReadLimits, SnapshotError};
 use crate::snapshot::Snapshot;
-use classify::classify;
+use classify::{Reaction, classify};
 use machine::{Effect, Input, Looked, Machine};
 
 pub use options::{InvalidOptions, WatchOptions};
@@ -100,6 +100,8 @@ pub enum WatchError {
 
 enum Message {
     Fs(notify::Result<notify::Event>),
+    /// Effects the core left while handling an event on inotify's thread.
+    Perform(Vec<Effect>),
     Rescan,
     Stop,
 }
@@ -116,6 +118,7 @@ pub struct DirWatcher {
     dir: PathBuf,
     messages: Sender<Message>,
     ready: Arc<AtomicBool>,
+    gate: Arc<Gate>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -140,12 +143,17 @@ impl DirWatcher {
         })?;
         let (messages, inbox) = mpsc::channel();
         let ready = Arc::new(AtomicBool::new(false));
+        let gate = Arc::new(Gate::default());
         let worker = Worker {
-            machine: Machine::new(dir.clone(), &options),
+            core: Arc::new(Mutex::new(Core {
+                machine: Machine::new(dir.clone(), &options),
+                dir: dir.clone(),
+                limits: options.limits.clone(),
+                handler,
+                ready: ready.clone(),
+                gate: gate.clone(),
+            })),
             dir: dir.clone(),
-            limits: options.limits.clone(),
-            handler,
-            ready: ready.clone(),
             messages: messages.clone(),
             inotify: None,
         };
@@ -157,6 +165,7 @@ impl DirWatcher {
             dir,
             messages,
             ready,
+            gate,
             thread: Some(thread),
         })
     }
@@ -179,59 +188,156 @@ impl DirWatcher {
 
 impl Drop for DirWatcher {
     fn drop(&mut self) {
+        // No report after this returns: inotify's thread may be reading a swap right now.
+        let inside_handler = self.gate.close();
         let _ = self.messages.send(Message::Stop);
         if let Some(thread) = self.thread.take() {
-            // A handler that drops its own watcher must not wait for itself.
-            if thread.thread().id() != thread::current().id() {
+            // A handler that drops its own watcher must not wait for the thread, which
+            // may be waiting for the handler to finish.
+            if !inside_handler && thread.thread().id() != thread::current().id() {
                 let _ = thread.join();
             }
         }
     }
 }
 
-/// The thread: performs the machine's effects, nothing else.
-struct Worker<H> {
+/// Lets the owner stop reports: once closed, the handler is never called again, and
+/// closing waits for a call in progress (unless the handler itself is closing).
+#[derive(Debug, Default)]
+struct Gate {
+    closed: AtomicBool,
+    /// Held while the handler runs, with the thread running it.
+    calling: Mutex<Option<thread::ThreadId>>,
+    busy: Mutex<()>,
+}
+
+impl Gate {
+    /// Returns true when called from inside the handler.
+    fn close(&self) -> bool {
+        self.closed.store(true, Ordering::Release);
+        let inside = *lock(&self.calling) == Some(thread::current().id());
+        if !inside {
+            // Waits for a call in progress to end; later ones see `closed`.
+            drop(lock(&self.busy));
+        }
+        inside
+    }
+
+    fn call<H: FnMut(WatchEvent)>(&self, handler: &mut H, event: WatchEvent) {
+        let _busy = lock(&self.busy);
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        *lock(&self.calling) = Some(thread::current().id());
+        handler(event);
+        *lock(&self.calling) = None;
+    }
+}
+
+/// A lock whose data is still whole after a panic elsewhere (a handler that panicked).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The machine with what it needs to read and report. Shared by the watcher thread and
+/// inotify's own thread, which handles a `..data` swap itself: one thread wake-up fewer
+/// between the kubelet's rename and the handler.
+struct Core<H> {
     machine: Machine,
     dir: PathBuf,
     limits: ReadLimits,
     handler: H,
     ready: Arc<AtomicBool>,
+    gate: Arc<Gate>,
+}
+
+impl<H: FnMut(WatchEvent)> Core<H> {
+    /// Steps the machine with `inputs` and with the reads it asks for, and reports what it
+    /// says. Reads asked for during a batch are done once, at its end: a read shows the
+    /// directory as it is then, which answers every request. Returns the effects that need
+    /// the watcher thread (stat, inotify set-up).
+    fn feed(&mut self, inputs: Vec<Input>) -> Vec<Effect> {
+        let mut inputs = std::collections::VecDeque::from(inputs);
+        let mut others = Vec::new();
+        loop {
+            let mut read = false;
+            while let Some(input) = inputs.pop_front() {
+                for effect in self.machine.step(Instant::now(), input) {
+                    match effect {
+                        Effect::Read => read = true,
+                        Effect::Report(event) => self.gate.call(&mut self.handler, event),
+                        other => others.push(other),
+                    }
+                }
+            }
+            if !read {
+                break;
+            }
+            inputs.push_back(Input::Read(Snapshot::read_volume(&self.dir, &self.limits)));
+        }
+        self.ready.store(self.machine.is_ready(), Ordering::Release);
+        others
+    }
+}
+
+/// The watcher thread: timers, messages, and the effects that touch inotify.
+struct Worker<H> {
+    core: Arc<Mutex<Core<H>>>,
+    dir: PathBuf,
     messages: Sender<Message>,
     inotify: Option<INotifyWatcher>,
 }
 
-impl<H: FnMut(WatchEvent)> Worker<H> {
+impl<H: FnMut(WatchEvent) + Send + 'static> Worker<H> {
     fn run(mut self, inbox: Receiver<Message>) {
-        let mut input = Input::Start;
+        let mut batch = vec![Input::Start];
         loop {
-            self.feed(input);
-            let timeout = match self.machine.next_wake() {
+            self.feed(batch);
+            let timeout = match lock(&self.core).machine.next_wake() {
                 Some(wake) => wake.saturating_duration_since(Instant::now()),
                 // Nothing scheduled: only a message can wake the machine.
                 None => std::time::Duration::MAX,
             };
-            input = match inbox.recv_timeout(timeout) {
-                Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-                Ok(Message::Rescan) => Input::Rescan,
-                Ok(Message::Fs(Ok(event))) => Input::Event(classify(&event, &self.dir)),
-                Ok(Message::Fs(Err(error))) => Input::InotifyFailed(error.to_string()),
-                Err(RecvTimeoutError::Timeout) => Input::Wake,
+            let first = match inbox.recv_timeout(timeout) {
+                Ok(message) => message,
+                Err(RecvTimeoutError::Timeout) => {
+                    batch = vec![Input::Wake];
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
             };
-        }
-    }
-
-    /// Steps the machine with `input` and with the results of the effects it asks for,
-    /// until it asks for nothing more.
-    fn feed(&mut self, input: Input) {
-        let mut inputs = std::collections::VecDeque::from([input]);
-        while let Some(input) = inputs.pop_front() {
-            for effect in self.machine.step(Instant::now(), input) {
-                inputs.extend(self.perform(effect));
+            // Everything already queued joins this batch: one kubelet swap arrives as
+            // several events, and one read answers them all.
+            batch = Vec::new();
+            for message in std::iter::once(first).chain(inbox.try_iter()) {
+                match message {
+                    Message::Stop => return,
+                    Message::Rescan => batch.push(Input::Rescan),
+                    Message::Fs(Ok(event)) => batch.push(Input::Event(classify(&event, &self.dir))),
+                    Message::Fs(Err(error)) => batch.push(Input::InotifyFailed(error.to_string())),
+                    Message::Perform(effects) => {
+                        batch.extend(effects.into_iter().filter_map(|e| self.perform(e)));
+                    }
+                }
             }
         }
-        self.ready.store(self.machine.is_ready(), Ordering::Release);
     }
 
+    fn feed(&mut self, inputs: Vec<Input>) {
+        let mut inputs = inputs;
+        loop {
+            let effects = lock(&self.core).feed(inputs);
+            if effects.is_empty() {
+                return;
+            }
+            inputs = effects
+                .into_iter()
+                .filter_map(|e| self.perform(e))
+                .collect();
+        }
+    }
+
+    /// Performs an effect the core left to this thread.
     fn perform(&mut self, effect: Effect) -> Option<Input> {
         match effect {
             Effect::Look => Some(Input::Looked(look(&self.dir))),
@@ -248,9 +354,12 @@ impl<H: FnMut(WatchEvent)> Worker<H> {
                 self.inotify = None;
                 None
             }
-            Effect::Read => Some(Input::Read(Snapshot::read_volume(&self.dir, &self.limits))),
+            // The core performs these itself; a stray one costs a read, no harm.
+            Effect::Read => Some(Input::Rescan),
             Effect::Report(event) => {
-                (self.handler)(event);
+                let mut core = lock(&self.core);
+                let core = &mut *core;
+                core.gate.call(&mut core.handler, event);
                 None
             }
         }
@@ -258,10 +367,33 @@ impl<H: FnMut(WatchEvent)> Worker<H> {
 
     fn start_inotify(&self, recursive: bool) -> Result<INotifyWatcher, String> {
         let messages = self.messages.clone();
+        let core = self.core.clone();
+        let dir = self.dir.clone();
         let config = notify::Config::default().with_follow_symlinks(false);
         let mut watcher = INotifyWatcher::new(
-            move |event| {
-                let _ = messages.send(Message::Fs(event));
+            move |event: notify::Result<notify::Event>| {
+                let observed = match &event {
+                    Ok(e) => classify(e, &dir),
+                    Err(_) => {
+                        let _ = messages.send(Message::Fs(event));
+                        return;
+                    }
+                };
+                match observed.reaction {
+                    // Our own reads open and close files: dropped here instead of
+                    // waking the watcher thread for each, right when a swap is read.
+                    Reaction::Ignore => {}
+                    // A finished kubelet swap: read and report right here.
+                    Reaction::ReadNow => {
+                        let others = lock(&core).feed(vec![Input::Event(observed)]);
+                        if !others.is_empty() {
+                            let _ = messages.send(Message::Perform(others));
+                        }
+                    }
+                    _ => {
+                        let _ = messages.send(Message::Fs(event));
+                    }
+                }
             },
             config,
         )
