@@ -112,8 +112,9 @@ struct Writer<T> {
     last_error: Option<Arc<ReloadError>>,
 }
 
-/// A poisoned lock only means a callback panicked; the data it guards is still whole.
-fn lock<G>(mutex: &Mutex<G>) -> MutexGuard<'_, G> {
+/// A poisoned lock only means a callback or handler panicked; the data it guards is
+/// still whole. Shared with the watcher.
+pub(crate) fn lock<G>(mutex: &Mutex<G>) -> MutexGuard<'_, G> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 

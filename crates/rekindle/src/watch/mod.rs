@@ -24,13 +24,14 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use notify::{INotifyWatcher, RecursiveMode, Watcher as _};
 
 use crate::read::{DATA_LINK, ReadLimits, SnapshotError};
+use crate::reload::lock;
 use crate::snapshot::Snapshot;
 use classify::{Reaction, classify};
 use machine::{Effect, Input, Looked, Machine};
@@ -232,11 +233,6 @@ impl Gate {
         handler(event);
         *lock(&self.calling) = None;
     }
-}
-
-/// A lock whose data is still whole after a panic elsewhere (a handler that panicked).
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The machine with what it needs to read and report. Shared by the watcher thread and
