@@ -320,10 +320,18 @@ mod tests {
             .expect("spawn");
         let pid = i32::try_from(child.id()).expect("pid");
         let proc_dir = open_proc().expect("open /proc");
-        // `spawn` may return before the kernel has given the child its new name (the
-        // parent resumes when the child leaves its memory, early in exec): wait for it.
+        // `spawn` may return before the child's exec is complete (the parent resumes when
+        // the child leaves its memory, early in exec; the name is set next, the new
+        // argv later): wait for both.
+        let exec_done = || {
+            let argv0 = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .ok()
+                .and_then(|c| parse_cmdline_argv0(&c));
+            stat_of(&proc_dir, pid).is_some_and(|s| s.comm == name[..COMM_LEN])
+                && argv0.as_deref() == Some(name)
+        };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while stat_of(&proc_dir, pid).is_none_or(|s| s.comm != name[..COMM_LEN]) {
+        while !exec_done() {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the child never exec'd"

@@ -261,7 +261,12 @@ impl<H: FnMut(WatchEvent)> Core<H> {
                 for effect in self.machine.step(Instant::now(), input) {
                     match effect {
                         Effect::Read => read = true,
-                        Effect::Report(event) => self.gate.call(&mut self.handler, event),
+                        Effect::Report(event) => {
+                            // Ready before the handler hears of the first content: whoever
+                            // it tells may ask.
+                            self.ready.store(self.machine.is_ready(), Ordering::Release);
+                            self.gate.call(&mut self.handler, event);
+                        }
                         other => others.push(other),
                     }
                 }
