@@ -24,7 +24,6 @@ impl Action for ExecAction {
     fn run<'a>(&'a mut self, change: &'a ChangeCtx) -> ActionFuture<'a> {
         Box::pin(async move {
             let env = change.env();
-            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
             match shell::run(
                 &self.children,
                 &self.plan.command,

@@ -314,7 +314,6 @@ impl Driver {
         loop {
             let ctx = work.ctx();
             let env = ctx.env();
-            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let outcome = shell::run(&self.children, &plan.command, &env, plan.timeout, true).await;
             let (status, stderr) = match outcome {
                 Ok(o) if o.exit.success() => match self.moved_on(&work) {

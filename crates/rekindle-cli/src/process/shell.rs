@@ -42,7 +42,7 @@ pub enum ShellError {
 pub async fn run(
     children: &Children,
     command: &str,
-    env: &[(&str, &str)],
+    env: &[(&str, String)],
     timeout: Duration,
     capture_stderr: bool,
 ) -> Result<Outcome, ShellError> {
@@ -51,7 +51,7 @@ pub async fn run(
         .arg(command)
         .stdin(Stdio::null())
         .process_group(0)
-        .envs(env.iter().copied());
+        .envs(env.iter().map(|(k, v)| (*k, v)));
     if capture_stderr {
         cmd.stderr(Stdio::piped());
     }

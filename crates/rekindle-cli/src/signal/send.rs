@@ -130,6 +130,16 @@ impl Pinned {
 mod tests {
     use super::*;
 
+    /// A child that sleeps until signalled, with its PID.
+    fn mk_sleeper() -> (std::process::Child, i32) {
+        let child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = i32::try_from(child.id()).expect("pid fits");
+        (child, pid)
+    }
+
     fn proc_dir() -> OwnedFd {
         find::open_proc().expect("open /proc")
     }
@@ -162,11 +172,7 @@ mod tests {
 
     #[test]
     fn signals_a_real_child_and_sees_it_exit() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .expect("spawn sleep");
-        let pid = i32::try_from(child.id()).expect("pid fits");
+        let (mut child, pid) = mk_sleeper();
         let dir = proc_dir();
         let pinned = Pinned::open(&dir, pid, None).expect("open");
         assert!(!pinned.has_exited());
@@ -182,11 +188,7 @@ mod tests {
 
     #[test]
     fn a_different_start_time_is_a_different_process() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .expect("spawn sleep");
-        let pid = i32::try_from(child.id()).expect("pid fits");
+        let (mut child, pid) = mk_sleeper();
         let dir = proc_dir();
         let real = Pinned::open(&dir, pid, None).expect("open").start_time;
         assert_eq!(

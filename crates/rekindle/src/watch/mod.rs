@@ -101,8 +101,8 @@ pub enum WatchError {
 
 enum Message {
     Fs(notify::Result<notify::Event>),
-    /// Effects the core left while handling an event on inotify's thread.
-    Perform(Vec<Effect>),
+    /// Work the core left while handling an event on inotify's thread.
+    Perform(Vec<ThreadWork>),
     Rescan,
     Stop,
 }
@@ -235,6 +235,15 @@ impl Gate {
     }
 }
 
+/// The effects only the watcher thread performs: it owns the inotify watch, and a look
+/// at the path decides how the watch is set up.
+#[derive(Debug)]
+enum ThreadWork {
+    Look,
+    StartInotify { recursive: bool },
+    StopInotify,
+}
+
 /// The machine with what it needs to read and report. Shared by the watcher thread and
 /// inotify's own thread, which handles a `..data` swap itself: one thread wake-up fewer
 /// between the kubelet's rename and the handler.
@@ -250,9 +259,9 @@ struct Core<H> {
 impl<H: FnMut(WatchEvent)> Core<H> {
     /// Steps the machine with `inputs` and with the reads it asks for, and reports what it
     /// says. Reads asked for during a batch are done once, at its end: a read shows the
-    /// directory as it is then, which answers every request. Returns the effects that need
+    /// directory as it is then, which answers every request. Returns the work that needs
     /// the watcher thread (stat, inotify set-up).
-    fn feed(&mut self, inputs: Vec<Input>) -> Vec<Effect> {
+    fn feed(&mut self, inputs: Vec<Input>) -> Vec<ThreadWork> {
         let mut inputs = std::collections::VecDeque::from(inputs);
         let mut others = Vec::new();
         loop {
@@ -267,7 +276,11 @@ impl<H: FnMut(WatchEvent)> Core<H> {
                             self.ready.store(self.machine.is_ready(), Ordering::Release);
                             self.gate.call(&mut self.handler, event);
                         }
-                        other => others.push(other),
+                        Effect::Look => others.push(ThreadWork::Look),
+                        Effect::StartInotify { recursive } => {
+                            others.push(ThreadWork::StartInotify { recursive });
+                        }
+                        Effect::StopInotify => others.push(ThreadWork::StopInotify),
                     }
                 }
             }
@@ -338,11 +351,11 @@ impl<H: FnMut(WatchEvent) + Send + 'static> Worker<H> {
         }
     }
 
-    /// Performs an effect the core left to this thread.
-    fn perform(&mut self, effect: Effect) -> Option<Input> {
-        match effect {
-            Effect::Look => Some(Input::Looked(look(&self.dir))),
-            Effect::StartInotify { recursive } => {
+    /// Performs work the core left to this thread.
+    fn perform(&mut self, work: ThreadWork) -> Option<Input> {
+        match work {
+            ThreadWork::Look => Some(Input::Looked(look(&self.dir))),
+            ThreadWork::StartInotify { recursive } => {
                 // The old watch goes first: its thread would otherwise deliver events
                 // about a directory that is gone.
                 self.inotify = None;
@@ -351,16 +364,8 @@ impl<H: FnMut(WatchEvent) + Send + 'static> Worker<H> {
                     .map(|w| self.inotify = Some(w));
                 Some(Input::InotifyStarted(started))
             }
-            Effect::StopInotify => {
+            ThreadWork::StopInotify => {
                 self.inotify = None;
-                None
-            }
-            // The core performs these itself; a stray one costs a read, no harm.
-            Effect::Read => Some(Input::Rescan),
-            Effect::Report(event) => {
-                let mut core = lock(&self.core);
-                let core = &mut *core;
-                core.gate.call(&mut core.handler, event);
                 None
             }
         }
