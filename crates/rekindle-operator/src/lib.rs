@@ -1,0 +1,14 @@
+//! `rekindle-operator`: rolls workloads whose ConfigMaps, Secrets or
+//! SecretProviderClasses changed, a drop-in for stakater/Reloader.
+//!
+//! Where things live:
+//! - [`model`]: the nouns (source and workload identities, key use).
+//! - `decide/`: every decision, pure and unit-tested: which workloads a source
+//!   reaches (annotations, references), the value written (digests), the patch,
+//!   and when (cooldown).
+//! - `index/`: what the watches have told us, kept small (digests per key, not
+//!   data), fed by watch events and queried without the API.
+//! - `kube/`: the edge: watch streams in, patches, events and the Lease out.
+
+pub mod decide;
+pub mod model;
