@@ -12,3 +12,5 @@
 
 pub mod decide;
 pub mod model;
+pub mod metrics;
+pub mod cluster;

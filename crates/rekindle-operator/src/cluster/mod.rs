@@ -1,0 +1,8 @@
+//! The edge: everything that talks to the API server. Watch streams come in and
+//! are reduced to index updates at once (the objects are dropped there);
+//! patches, created Jobs, Events and the Lease go out.
+
+pub mod errors;
+pub mod lease;
+pub mod hash_key;
+pub mod watch;

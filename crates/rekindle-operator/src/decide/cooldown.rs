@@ -1,0 +1,260 @@
+//! When a workload may roll: the per-workload cooldown that turns a flapping
+//! ConfigMap into at most two rollouts.
+//!
+//! Reloader rolls on every event, so a Secret that flaps every second makes a
+//! ReplicaSet every second (one user reported ~80k). Here the first change of a
+//! workload at rest is due after the short gather `window` (so that sources
+//! applied together, e.g. by one `kubectl apply`, give one rollout); a change
+//! arriving within `period` of the last rollout is not lost but joins one
+//! trailing rollout, due when the period ends. The trailing rollout carries the
+//! latest data because the executor reads the index when the slot falls due,
+//! not when the change was queued.
+//!
+//! Pure: time is passed in, nothing sleeps.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use crate::model::{SourceId, WorkloadId};
+
+/// What happened to a change handed to [`Cooldown::enqueue`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queued {
+    /// The workload had nothing pending: a new rollout is due at this time.
+    New { due: Instant },
+    /// The workload already had a rollout pending: the change joined it.
+    Coalesced { due: Instant },
+}
+
+impl Queued {
+    /// When the rollout that holds the change is due.
+    pub fn due(self) -> Instant {
+        match self {
+            Queued::New { due } | Queued::Coalesced { due } => due,
+        }
+    }
+}
+
+/// Per-workload timers: pending sources and the time of the last rollout.
+#[derive(Debug)]
+pub struct Cooldown {
+    period: Duration,
+    window: Duration,
+    slots: HashMap<WorkloadId, Slot>,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    last_rollout: Option<Instant>,
+    pending: Option<Pending>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    due: Instant,
+    sources: BTreeSet<SourceId>,
+}
+
+/// A workload whose rollout is due, with every source that changed since it
+/// was queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    pub workload: WorkloadId,
+    pub sources: BTreeSet<SourceId>,
+}
+
+impl Cooldown {
+    /// `period`: the least time between two rollouts of one workload (zero
+    /// turns coalescing off). `window`: how long a first change waits for
+    /// companions before it rolls.
+    pub fn new(period: Duration, window: Duration) -> Cooldown {
+        Cooldown { period, window, slots: HashMap::new() }
+    }
+
+    /// Records that `source` changed in a way that concerns `workload`.
+    pub fn enqueue(&mut self, now: Instant, workload: &WorkloadId, source: &SourceId) -> Queued {
+        let slot = self.slots.entry(workload.clone()).or_default();
+        if let Some(pending) = &mut slot.pending {
+            pending.sources.insert(source.clone());
+            return Queued::Coalesced { due: pending.due };
+        }
+        let earliest = slot.last_rollout.map_or(now, |last| last + self.period);
+        let due = earliest.max(now + self.window);
+        slot.pending = Some(Pending { due, sources: BTreeSet::from([source.clone()]) });
+        Queued::New { due }
+    }
+
+    /// The earliest time at which [`Cooldown::take_due`] has something to give.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.slots.values().filter_map(|slot| slot.pending.as_ref().map(|p| p.due)).min()
+    }
+
+    /// Removes and returns every rollout due at `now`, in workload order.
+    /// Slots that have nothing pending and whose period has passed are dropped,
+    /// so the table follows the number of recently rolled workloads.
+    pub fn take_due(&mut self, now: Instant) -> Vec<Due> {
+        let mut due = Vec::new();
+        let period = self.period;
+        self.slots.retain(|workload, slot| {
+            if slot.pending.as_ref().is_some_and(|p| p.due <= now) {
+                let pending = slot.pending.take().expect("checked just above");
+                due.push(Due { workload: workload.clone(), sources: pending.sources });
+            }
+            slot.pending.is_some() || slot.last_rollout.is_some_and(|last| now < last + period)
+        });
+        due.sort_by(|a, b| a.workload.cmp(&b.workload));
+        due
+    }
+
+    /// Records that `workload` was rolled at `now`: the next change waits for
+    /// the period.
+    pub fn rolled(&mut self, workload: &WorkloadId, now: Instant) {
+        self.slots.entry(workload.clone()).or_default().last_rollout = Some(now);
+    }
+
+    /// Puts sources back after a failed attempt, due no earlier than `due`. A
+    /// change queued meanwhile keeps its place; the earlier of the two times wins
+    /// only if it is not before `due`.
+    pub fn retry(&mut self, workload: &WorkloadId, sources: BTreeSet<SourceId>, due: Instant) {
+        let slot = self.slots.entry(workload.clone()).or_default();
+        match &mut slot.pending {
+            Some(pending) => {
+                pending.sources.extend(sources);
+                pending.due = pending.due.max(due);
+            }
+            None => slot.pending = Some(Pending { due, sources }),
+        }
+    }
+
+    /// Forgets a workload that was deleted.
+    pub fn forget(&mut self, workload: &WorkloadId) {
+        self.slots.remove(workload);
+    }
+
+    /// How many workloads have a rollout pending.
+    pub fn pending(&self) -> usize {
+        self.slots.values().filter(|slot| slot.pending.is_some()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{SourceKind, WorkloadKind};
+
+    fn mk_workload(name: &str) -> WorkloadId {
+        WorkloadId::new(WorkloadKind::Deployment, "ns", name)
+    }
+
+    fn mk_source(name: &str) -> SourceId {
+        SourceId::new(SourceKind::ConfigMap, "ns", name)
+    }
+
+    const PERIOD: Duration = Duration::from_secs(10);
+    const WINDOW: Duration = Duration::from_millis(100);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_first_change_is_due_after_the_window() {
+        let t0 = Instant::now();
+        let mut cooldown = Cooldown::new(PERIOD, WINDOW);
+        let web = mk_workload("web");
+        assert_eq!(cooldown.enqueue(t0, &web, &mk_source("a")), Queued::New { due: t0 + WINDOW });
+        assert!(cooldown.take_due(t0 + ms(99)).is_empty());
+        let due = cooldown.take_due(t0 + WINDOW);
+        assert_eq!(due, vec![Due { workload: web, sources: BTreeSet::from([mk_source("a")]) }]);
+        assert_eq!(cooldown.next_due(), None);
+    }
+
+    #[test]
+    fn sources_changed_together_give_one_rollout() {
+        let t0 = Instant::now();
+        let mut cooldown = Cooldown::new(PERIOD, WINDOW);
+        let web = mk_workload("web");
+        cooldown.enqueue(t0, &web, &mk_source("a"));
+        assert_eq!(
+            cooldown.enqueue(t0 + ms(30), &web, &mk_source("b")),
+            Queued::Coalesced { due: t0 + WINDOW }
+        );
+        let due = cooldown.take_due(t0 + WINDOW);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].sources, BTreeSet::from([mk_source("a"), mk_source("b")]));
+    }
+
+    #[test]
+    fn changes_during_the_period_join_one_trailing_rollout() {
+        let t0 = Instant::now();
+        let mut cooldown = Cooldown::new(PERIOD, WINDOW);
+        let web = mk_workload("web");
+        cooldown.enqueue(t0, &web, &mk_source("a"));
+        let rolled_at = t0 + WINDOW;
+        assert_eq!(cooldown.take_due(rolled_at).len(), 1);
+        cooldown.rolled(&web, rolled_at);
+
+        // 19 more changes during the period: one trailing rollout at its end.
+        for i in 1..20 {
+            let queued = cooldown.enqueue(rolled_at + ms(i * 100), &web, &mk_source("a"));
+            assert_eq!(queued.due(), rolled_at + PERIOD);
+        }
+        assert!(cooldown.take_due(rolled_at + PERIOD - ms(1)).is_empty());
+        assert_eq!(cooldown.next_due(), Some(rolled_at + PERIOD));
+        assert_eq!(cooldown.take_due(rolled_at + PERIOD).len(), 1);
+        assert_eq!(cooldown.pending(), 0);
+    }
+
+    #[test]
+    fn a_change_after_the_period_is_due_after_the_window_again() {
+        let t0 = Instant::now();
+        let mut cooldown = Cooldown::new(PERIOD, WINDOW);
+        let web = mk_workload("web");
+        cooldown.rolled(&web, t0);
+        let later = t0 + PERIOD + ms(1);
+        assert_eq!(cooldown.enqueue(later, &web, &mk_source("a")), Queued::New { due: later + WINDOW });
+    }
+
+    #[test]
+    fn workloads_do_not_share_a_cooldown() {
+        let t0 = Instant::now();
+        let mut cooldown = Cooldown::new(PERIOD, WINDOW);
+        cooldown.rolled(&mk_workload("web"), t0);
+        assert_eq!(
+            cooldown.enqueue(t0, &mk_workload("api"), &mk_source("a")),
+            Queued::New { due: t0 + WINDOW }
+        );
+    }
+
+    #[test]
+    fn a_zero_period_turns_coalescing_off() {
+        let t0 = Instant::now();
+        let mut cooldown = Cooldown::new(Duration::ZERO, Duration::ZERO);
+        let web = mk_workload("web");
+        cooldown.rolled(&web, t0);
+        assert_eq!(cooldown.enqueue(t0, &web, &mk_source("a")), Queued::New { due: t0 });
+    }
+
+    #[test]
+    fn a_retry_keeps_the_sources_and_waits() {
+        let t0 = Instant::now();
+        let mut cooldown = Cooldown::new(PERIOD, WINDOW);
+        let web = mk_workload("web");
+        cooldown.enqueue(t0, &web, &mk_source("a"));
+        let due = cooldown.take_due(t0 + WINDOW).remove(0);
+        cooldown.retry(&web, due.sources, t0 + ms(1100));
+        cooldown.enqueue(t0 + ms(200), &web, &mk_source("b"));
+        assert!(cooldown.take_due(t0 + ms(1000)).is_empty());
+        let again = cooldown.take_due(t0 + ms(1100));
+        assert_eq!(again[0].sources, BTreeSet::from([mk_source("a"), mk_source("b")]));
+    }
+
+    #[test]
+    fn idle_slots_are_dropped_once_their_period_is_over() {
+        let t0 = Instant::now();
+        let mut cooldown = Cooldown::new(PERIOD, WINDOW);
+        cooldown.rolled(&mk_workload("web"), t0);
+        cooldown.take_due(t0 + PERIOD);
+        assert!(cooldown.slots.is_empty());
+    }
+}
