@@ -244,6 +244,8 @@ mod tests {
             "9223372036854775808ns",
             "2562048h",
             "100000000000000000000s",
+            // The whole part fits, its product with the unit would not fit in u64.
+            "6000000h",
         ] {
             assert_eq!(parse_go_duration(text), invalid(text), "{text:?}");
         }
