@@ -337,7 +337,7 @@ impl WorkloadRules {
     }
 
     /// The rules for one source kind.
-    pub fn kind(&self, kind: SourceKind) -> &KindRules {
+    pub fn for_kind(&self, kind: SourceKind) -> &KindRules {
         &self.kinds[slot(kind)]
     }
 
@@ -579,16 +579,16 @@ pub(crate) mod tests {
     #[test]
     fn typed_auto_applies_to_its_own_kind_only() {
         let rules = mk_rules(&[("configmap.reloader.stakater.com/auto", "true")], &[]);
-        assert_eq!(rules.kind(CM).auto(), AutoSetting::Enabled);
-        assert_eq!(rules.kind(SECRET).auto(), AutoSetting::Unset);
-        assert_eq!(rules.kind(SPC).auto(), AutoSetting::Unset);
+        assert_eq!(rules.for_kind(CM).auto(), AutoSetting::Enabled);
+        assert_eq!(rules.for_kind(SECRET).auto(), AutoSetting::Unset);
+        assert_eq!(rules.for_kind(SPC).auto(), AutoSetting::Unset);
 
         let rules = mk_rules(
             &[("secretproviderclass.reloader.stakater.com/auto", "true")],
             &[],
         );
-        assert_eq!(rules.kind(SPC).auto(), AutoSetting::Enabled);
-        assert_eq!(rules.kind(CM).auto(), AutoSetting::Unset);
+        assert_eq!(rules.for_kind(SPC).auto(), AutoSetting::Enabled);
+        assert_eq!(rules.for_kind(CM).auto(), AutoSetting::Unset);
     }
 
     #[test]
@@ -600,7 +600,7 @@ pub(crate) mod tests {
         ];
         // Unrelated metadata annotations do not stop the fallback.
         let rules = mk_rules(&[("team", "a")], &pod);
-        let cm = rules.kind(CM);
+        let cm = rules.for_kind(CM);
         assert!(cm.from_pod_template());
         assert!(cm.named_matches("app-config"));
         assert!(cm.search());
@@ -623,7 +623,7 @@ pub(crate) mod tests {
         ] {
             // Even an empty value counts as present.
             let rules = mk_rules(&[(key, "")], &pod);
-            let cm = rules.kind(CM);
+            let cm = rules.for_kind(CM);
             assert!(!cm.from_pod_template(), "{key}");
             assert!(!cm.named_matches("app-config"), "{key}");
             assert!(!cm.search(), "{key}");
@@ -641,28 +641,28 @@ pub(crate) mod tests {
             "secret.reloader.stakater.com/auto",
         ] {
             let rules = mk_rules(&[(key, "db-secret")], &pod);
-            assert!(rules.kind(CM).from_pod_template(), "{key}");
-            assert!(rules.kind(CM).named_matches("app-config"), "{key}");
-            assert!(!rules.kind(SECRET).from_pod_template(), "{key}");
+            assert!(rules.for_kind(CM).from_pod_template(), "{key}");
+            assert!(rules.for_kind(CM).named_matches("app-config"), "{key}");
+            assert!(!rules.for_kind(SECRET).from_pod_template(), "{key}");
         }
         let rules = mk_rules(
             &[("secret.reloader.stakater.com/reload", "db-secret")],
             &pod,
         );
-        assert!(rules.kind(SECRET).named_matches("db-secret"));
-        assert!(!rules.kind(SECRET).named_matches("app-config"));
+        assert!(rules.for_kind(SECRET).named_matches("db-secret"));
+        assert!(!rules.for_kind(SECRET).named_matches("app-config"));
     }
 
     #[test]
     fn exclude_lists_are_read_from_metadata_only_and_per_kind() {
         let exclude = "configmaps.exclude.reloader.stakater.com/reload";
         let rules = mk_rules(&[], &[(exclude, "app-config")]);
-        assert!(!rules.kind(CM).is_excluded("app-config"));
+        assert!(!rules.for_kind(CM).is_excluded("app-config"));
 
         let rules = mk_rules(&[(exclude, "app-config")], &[]);
-        assert!(rules.kind(CM).is_excluded("app-config"));
-        assert!(!rules.kind(SECRET).is_excluded("app-config"));
-        assert!(!rules.kind(SPC).is_excluded("app-config"));
+        assert!(rules.for_kind(CM).is_excluded("app-config"));
+        assert!(!rules.for_kind(SECRET).is_excluded("app-config"));
+        assert!(!rules.for_kind(SPC).is_excluded("app-config"));
 
         let rules = mk_rules(
             &[(
@@ -671,8 +671,8 @@ pub(crate) mod tests {
             )],
             &[],
         );
-        assert!(rules.kind(SPC).is_excluded("vault"));
-        assert!(!rules.kind(SECRET).is_excluded("vault"));
+        assert!(rules.for_kind(SPC).is_excluded("vault"));
+        assert!(!rules.for_kind(SECRET).is_excluded("vault"));
     }
 
     #[test]
@@ -684,7 +684,7 @@ pub(crate) mod tests {
             )],
             &[],
         );
-        let secret = rules.kind(SECRET);
+        let secret = rules.for_kind(SECRET);
         assert!(secret.is_excluded("db-.*"));
         assert!(!secret.is_excluded("db-password"));
         assert!(secret.is_excluded("tls"));
@@ -698,7 +698,7 @@ pub(crate) mod tests {
             &[("configmap.reloader.stakater.com/reload", "app-.*, app ,web")],
             &[],
         );
-        let cm = rules.kind(CM);
+        let cm = rules.for_kind(CM);
         assert!(cm.named_matches("app-x"));
         assert!(!cm.named_matches("xapp-x"));
         assert!(cm.named_matches("app"));
@@ -708,8 +708,8 @@ pub(crate) mod tests {
         assert!(!cm.named_matches("webx"));
         // A dot is a regex dot, as in Reloader.
         let rules = mk_rules(&[("configmap.reloader.stakater.com/reload", "my.app")], &[]);
-        assert!(rules.kind(CM).named_matches("my.app"));
-        assert!(rules.kind(CM).named_matches("myxapp"));
+        assert!(rules.for_kind(CM).named_matches("my.app"));
+        assert!(rules.for_kind(CM).named_matches("myxapp"));
     }
 
     #[test]
@@ -719,7 +719,7 @@ pub(crate) mod tests {
             &[("configmap.reloader.stakater.com/reload", "app|web")],
             &[],
         );
-        let cm = rules.kind(CM);
+        let cm = rules.for_kind(CM);
         assert!(cm.named_matches("app-config"));
         assert!(cm.named_matches("my-web"));
         assert!(!cm.named_matches("my-app-config"));
@@ -734,7 +734,7 @@ pub(crate) mod tests {
             )],
             &[],
         );
-        let cm = rules.kind(CM);
+        let cm = rules.for_kind(CM);
         assert!(rules.invalid_patterns().is_empty());
         assert!(cm.named_matches("my.app-1"));
         assert!(!cm.named_matches("myxapp-1"));
@@ -749,12 +749,12 @@ pub(crate) mod tests {
     #[test]
     fn empty_items_are_skipped() {
         let rules = mk_rules(&[("configmap.reloader.stakater.com/reload", " , ,")], &[]);
-        assert!(!rules.kind(CM).has_named());
+        assert!(!rules.for_kind(CM).has_named());
         assert!(rules.invalid_patterns().is_empty());
         let rules = mk_rules(&[("configmap.reloader.stakater.com/reload", "")], &[]);
-        assert!(!rules.kind(CM).has_named());
+        assert!(!rules.for_kind(CM).has_named());
         let rules = mk_rules(&[], &[]);
-        assert!(!rules.kind(CM).has_named());
+        assert!(!rules.for_kind(CM).has_named());
     }
 
     #[test]
@@ -766,7 +766,7 @@ pub(crate) mod tests {
             )],
             &[],
         );
-        let cm = rules.kind(CM);
+        let cm = rules.for_kind(CM);
         assert!(cm.named_matches("other"));
         assert!(cm.named_matches("good-1"));
         assert!(!cm.named_matches("app-("));
@@ -811,8 +811,8 @@ pub(crate) mod tests {
             (" true", false),
         ] {
             let rules = mk_rules(&[("reloader.stakater.com/search", value)], &[]);
-            assert_eq!(rules.kind(CM).search(), expected, "{value:?}");
-            assert_eq!(rules.kind(SECRET).search(), expected, "{value:?}");
+            assert_eq!(rules.for_kind(CM).search(), expected, "{value:?}");
+            assert_eq!(rules.for_kind(SECRET).search(), expected, "{value:?}");
         }
     }
 
@@ -870,10 +870,10 @@ pub(crate) mod tests {
             &BTreeMap::new(),
             &names,
         );
-        assert!(rules.kind(CM).named_matches("app-config"));
-        assert!(rules.kind(CM).search());
-        assert_eq!(rules.kind(SECRET).auto(), AutoSetting::Enabled);
-        assert_eq!(rules.kind(CM).auto(), AutoSetting::Unset);
+        assert!(rules.for_kind(CM).named_matches("app-config"));
+        assert!(rules.for_kind(CM).search());
+        assert_eq!(rules.for_kind(SECRET).auto(), AutoSetting::Enabled);
+        assert_eq!(rules.for_kind(CM).auto(), AutoSetting::Unset);
 
         let defaults = WorkloadRules::parse(
             &mk_annotations(&[
@@ -883,8 +883,8 @@ pub(crate) mod tests {
             &BTreeMap::new(),
             &names,
         );
-        assert!(!defaults.kind(CM).has_named());
-        assert_eq!(defaults.kind(CM).auto(), AutoSetting::Unset);
+        assert!(!defaults.for_kind(CM).has_named());
+        assert_eq!(defaults.for_kind(CM).auto(), AutoSetting::Unset);
 
         let flags = SourceFlags::parse(
             &mk_annotations(&[
@@ -913,8 +913,8 @@ pub(crate) mod tests {
             &mk_annotations(&[("acme.io/auto", "true")]),
             &names,
         );
-        assert!(!rules.kind(CM).from_pod_template());
-        assert_eq!(rules.kind(CM).auto(), AutoSetting::Disabled);
+        assert!(!rules.for_kind(CM).from_pod_template());
+        assert_eq!(rules.for_kind(CM).auto(), AutoSetting::Disabled);
     }
 
     #[test]

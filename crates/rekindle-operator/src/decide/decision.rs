@@ -108,7 +108,7 @@ pub fn decide(
     if flags.ignore {
         return Decision::Skip(SkipReason::SourceIgnored);
     }
-    let rules = rules.kind(source.kind);
+    let rules = rules.for_kind(source.kind);
     if rules.is_excluded(&source.name) {
         return Decision::Skip(SkipReason::Excluded);
     }
@@ -129,7 +129,7 @@ pub fn decide(
 /// rolled by a source it does not reference, so the index must consider it for every
 /// source of that kind in its namespace, not only for the ones it references.
 pub fn needs_named_scan(rules: &WorkloadRules, kind: SourceKind) -> bool {
-    rules.kind(kind).has_named()
+    rules.for_kind(kind).has_named()
 }
 
 #[cfg(test)]
