@@ -10,7 +10,9 @@
 //!   data), fed by watch events and queried without the API.
 //! - `kube/`: the edge: watch streams in, patches, events and the Lease out.
 
-pub mod decide;
-pub mod model;
-pub mod metrics;
 pub mod cluster;
+pub mod decide;
+pub mod index;
+pub mod metrics;
+pub mod model;
+pub mod reconcile;

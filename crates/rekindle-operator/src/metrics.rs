@@ -178,7 +178,11 @@ impl Metrics {
             metrics.workqueue_latency.clone(),
         );
         r.register("reloader_errors", "Errors, by type", metrics.errors.clone());
-        r.register("reloader_retries", "Workload updates retried", metrics.retries.clone());
+        r.register(
+            "reloader_retries",
+            "Workload updates retried",
+            metrics.retries.clone(),
+        );
         r.register(
             "reloader_events_received",
             "Watch events received, by event and resource type",
@@ -214,10 +218,15 @@ impl Metrics {
 
     pub fn reload_executed(&self, success: bool, namespace: &str) {
         let success = success.to_string();
-        self.reload_executed.get_or_create(&vec![("success", success.clone())]).inc();
+        self.reload_executed
+            .get_or_create(&vec![("success", success.clone())])
+            .inc();
         if self.by_namespace {
             self.reload_executed_by_namespace
-                .get_or_create(&vec![("success", success), ("namespace", namespace.to_owned())])
+                .get_or_create(&vec![
+                    ("success", success),
+                    ("namespace", namespace.to_owned()),
+                ])
                 .inc();
         }
     }
@@ -225,13 +234,18 @@ impl Metrics {
     pub fn reconciled(&self, result: &'static str, took: Duration) {
         let labels = vec![("result", result.to_owned())];
         self.reconcile.get_or_create(&labels).inc();
-        self.reconcile_duration.get_or_create(&labels).observe(took.as_secs_f64());
+        self.reconcile_duration
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
     }
 
     pub fn action(&self, kind: WorkloadKind, success: bool, took: Duration) {
         let result = if success { "success" } else { "error" };
         self.action
-            .get_or_create(&vec![("workload_kind", kind.kind().to_owned()), ("result", result.to_owned())])
+            .get_or_create(&vec![
+                ("workload_kind", kind.kind().to_owned()),
+                ("result", result.to_owned()),
+            ])
             .inc();
         self.action_latency
             .get_or_create(&vec![("workload_kind", kind.kind().to_owned())])
@@ -239,7 +253,9 @@ impl Metrics {
     }
 
     pub fn skipped(&self, reason: Skipped) {
-        self.skipped.get_or_create(&vec![("reason", reason.label().to_owned())]).inc();
+        self.skipped
+            .get_or_create(&vec![("reason", reason.label().to_owned())])
+            .inc();
     }
 
     pub fn queued(&self, coalesced: bool) {
@@ -250,7 +266,8 @@ impl Metrics {
     }
 
     pub fn queue_depth(&self, depth: usize) {
-        self.workqueue_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
+        self.workqueue_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
     }
 
     pub fn queue_latency(&self, waited: Duration) {
@@ -258,7 +275,9 @@ impl Metrics {
     }
 
     pub fn error(&self, kind: &'static str) {
-        self.errors.get_or_create(&vec![("type", kind.to_owned())]).inc();
+        self.errors
+            .get_or_create(&vec![("type", kind.to_owned())])
+            .inc();
     }
 
     pub fn retry(&self) {
@@ -267,7 +286,10 @@ impl Metrics {
 
     pub fn event_received(&self, event: EventType, kind: SourceKind) {
         self.events_received
-            .get_or_create(&vec![("event_type", event.label().to_owned()), ("resource_type", resource_type(kind))])
+            .get_or_create(&vec![
+                ("event_type", event.label().to_owned()),
+                ("resource_type", resource_type(kind)),
+            ])
             .inc();
     }
 
@@ -283,8 +305,12 @@ impl Metrics {
 
     pub fn workloads(&self, kind: WorkloadKind, scanned: u64, matched: u64) {
         let labels = vec![("kind", kind.kind().to_owned())];
-        self.workloads_scanned.get_or_create(&labels).inc_by(scanned);
-        self.workloads_matched.get_or_create(&labels).inc_by(matched);
+        self.workloads_scanned
+            .get_or_create(&labels)
+            .inc_by(scanned);
+        self.workloads_matched
+            .get_or_create(&labels)
+            .inc_by(matched);
     }
 
     pub fn cached_objects(&self, kind: &str, count: usize) {

@@ -16,7 +16,9 @@ impl fmt::Display for Explain<'_> {
                 "permission denied: {} (add the verb and resource to the operator's ClusterRole or Role; see deploy/)",
                 status.message
             ),
-            kube::Error::Api(status) => write!(f, "{} ({} {})", status.message, status.code, status.reason),
+            kube::Error::Api(status) => {
+                write!(f, "{} ({} {})", status.message, status.code, status.reason)
+            }
             other => write!(f, "{other}"),
         }
     }

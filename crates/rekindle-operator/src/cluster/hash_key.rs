@@ -36,9 +36,17 @@ pub enum HashKeyError {
 /// Reads the key from `namespace/name`, creating the Secret if it is missing.
 /// Two replicas starting together both try to create it; the loser of that
 /// race reads the winner's.
-pub async fn load_or_create(client: kube::Client, namespace: &str, name: &str) -> Result<[u8; KEY_LEN], HashKeyError> {
+pub async fn load_or_create(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<[u8; KEY_LEN], HashKeyError> {
     let api: Api<Secret> = Api::namespaced(client, namespace);
-    let api_error = |source| HashKeyError::Api { namespace: namespace.to_owned(), name: name.to_owned(), source };
+    let api_error = |source| HashKeyError::Api {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        source,
+    };
     if let Some(secret) = api.get_opt(name).await.map_err(api_error)? {
         return key_of(&secret).ok_or_else(|| HashKeyError::Malformed {
             namespace: namespace.to_owned(),
@@ -56,7 +64,10 @@ pub async fn load_or_create(client: kube::Client, namespace: &str, name: &str) -
             )])),
             ..ObjectMeta::default()
         },
-        data: Some(BTreeMap::from([(DATA_KEY.to_owned(), ByteString(key.to_vec()))])),
+        data: Some(BTreeMap::from([(
+            DATA_KEY.to_owned(),
+            ByteString(key.to_vec()),
+        )])),
         immutable: Some(true),
         ..Secret::default()
     };

@@ -84,7 +84,10 @@ async fn attempt(
 ) -> Result<bool, kube::Error> {
     let Some(mut lease) = api.get_opt(name).await? else {
         let lease = Lease {
-            metadata: ObjectMeta { name: Some(name.to_owned()), ..ObjectMeta::default() },
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                ..ObjectMeta::default()
+            },
             spec: Some(held_by(identity, None)),
         };
         return match api.create(&PostParams::default(), &lease).await {
@@ -105,7 +108,10 @@ async fn attempt(
     };
     let next = match observer.judge(identity, &record, Instant::now()) {
         Judgement::Theirs => return Ok(false),
-        Judgement::Ours => LeaseSpec { renew_time: Some(MicroTime(Timestamp::now())), ..spec },
+        Judgement::Ours => LeaseSpec {
+            renew_time: Some(MicroTime(Timestamp::now())),
+            ..spec
+        },
         Judgement::Free => held_by(identity, Some(&spec)),
     };
     lease.spec = Some(next);
@@ -126,19 +132,27 @@ fn held_by(identity: &str, previous: Option<&LeaseSpec>) -> LeaseSpec {
         lease_duration_seconds: Some(LEASE_DURATION.as_secs() as i32),
         acquire_time: Some(now.clone()),
         renew_time: Some(now),
-        lease_transitions: Some(if previous.is_some() { transitions + 1 } else { transitions }),
+        lease_transitions: Some(if previous.is_some() {
+            transitions + 1
+        } else {
+            transitions
+        }),
         ..LeaseSpec::default()
     }
 }
 
 async fn release(api: &Api<Lease>, name: &str, identity: &str) -> Result<(), kube::Error> {
     let mut lease = api.get(name).await?;
-    let Some(spec) = lease.spec.as_mut() else { return Ok(()) };
+    let Some(spec) = lease.spec.as_mut() else {
+        return Ok(());
+    };
     if spec.holder_identity.as_deref() != Some(identity) {
         return Ok(());
     }
     spec.holder_identity = Some(String::new());
     spec.lease_duration_seconds = Some(1);
     spec.renew_time = Some(MicroTime(Timestamp::now()));
-    api.replace(name, &PostParams::default(), &lease).await.map(drop)
+    api.replace(name, &PostParams::default(), &lease)
+        .await
+        .map(drop)
 }

@@ -3,6 +3,6 @@
 //! patches, created Jobs, Events and the Lease go out.
 
 pub mod errors;
-pub mod lease;
 pub mod hash_key;
+pub mod lease;
 pub mod watch;

@@ -10,8 +10,8 @@ use std::fmt::Debug;
 
 use futures::StreamExt;
 use kube::api::Api;
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
@@ -63,8 +63,13 @@ pub struct Message<T> {
 /// object with `convert` and sending the results to `tx` in order. Errors are
 /// logged (a permission error once, with the missing permission) and retried
 /// with kube-runtime's default backoff.
-pub async fn run<K, T, F>(api: Api<K>, config: watcher::Config, stream: StreamId, convert: F, tx: mpsc::Sender<Message<T>>)
-where
+pub async fn run<K, T, F>(
+    api: Api<K>,
+    config: watcher::Config,
+    stream: StreamId,
+    convert: F,
+    tx: mpsc::Sender<Message<T>>,
+) where
     K: kube::Resource + Clone + DeserializeOwned + Debug + Send + 'static,
     F: Fn(K) -> T,
 {
@@ -83,7 +88,14 @@ where
                 continue;
             }
         };
-        if tx.send(Message { stream: stream.clone(), event }).await.is_err() {
+        if tx
+            .send(Message {
+                stream: stream.clone(),
+                event,
+            })
+            .await
+            .is_err()
+        {
             return;
         }
     }
@@ -91,9 +103,9 @@ where
 
 fn report(stream: &StreamId, error: &watcher::Error, reported_forbidden: &mut bool) {
     let api_error = match error {
-        watcher::Error::InitialListFailed(e) | watcher::Error::WatchStartFailed(e) | watcher::Error::WatchFailed(e) => {
-            Some(e)
-        }
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => Some(e),
         _ => None,
     };
     match api_error {
@@ -102,7 +114,9 @@ fn report(stream: &StreamId, error: &watcher::Error, reported_forbidden: &mut bo
                 tracing::error!(?stream, error = %crate::cluster::errors::Explain(e), "cannot watch");
             }
         }
-        Some(e) => tracing::warn!(?stream, error = %crate::cluster::errors::Explain(e), "watch failed; retrying"),
+        Some(e) => {
+            tracing::warn!(?stream, error = %crate::cluster::errors::Explain(e), "watch failed; retrying")
+        }
         None => tracing::warn!(?stream, %error, "watch failed; retrying"),
     }
 }

@@ -68,7 +68,11 @@ impl Cooldown {
     /// turns coalescing off). `window`: how long a first change waits for
     /// companions before it rolls.
     pub fn new(period: Duration, window: Duration) -> Cooldown {
-        Cooldown { period, window, slots: HashMap::new() }
+        Cooldown {
+            period,
+            window,
+            slots: HashMap::new(),
+        }
     }
 
     /// Records that `source` changed in a way that concerns `workload`.
@@ -80,13 +84,19 @@ impl Cooldown {
         }
         let earliest = slot.last_rollout.map_or(now, |last| last + self.period);
         let due = earliest.max(now + self.window);
-        slot.pending = Some(Pending { due, sources: BTreeSet::from([source.clone()]) });
+        slot.pending = Some(Pending {
+            due,
+            sources: BTreeSet::from([source.clone()]),
+        });
         Queued::New { due }
     }
 
     /// The earliest time at which [`Cooldown::take_due`] has something to give.
     pub fn next_due(&self) -> Option<Instant> {
-        self.slots.values().filter_map(|slot| slot.pending.as_ref().map(|p| p.due)).min()
+        self.slots
+            .values()
+            .filter_map(|slot| slot.pending.as_ref().map(|p| p.due))
+            .min()
     }
 
     /// Removes and returns every rollout due at `now`, in workload order.
@@ -98,7 +108,10 @@ impl Cooldown {
         self.slots.retain(|workload, slot| {
             if slot.pending.as_ref().is_some_and(|p| p.due <= now) {
                 let pending = slot.pending.take().expect("checked just above");
-                due.push(Due { workload: workload.clone(), sources: pending.sources });
+                due.push(Due {
+                    workload: workload.clone(),
+                    sources: pending.sources,
+                });
             }
             slot.pending.is_some() || slot.last_rollout.is_some_and(|last| now < last + period)
         });
@@ -133,7 +146,10 @@ impl Cooldown {
 
     /// How many workloads have a rollout pending.
     pub fn pending(&self) -> usize {
-        self.slots.values().filter(|slot| slot.pending.is_some()).count()
+        self.slots
+            .values()
+            .filter(|slot| slot.pending.is_some())
+            .count()
     }
 }
 
@@ -162,10 +178,19 @@ mod tests {
         let t0 = Instant::now();
         let mut cooldown = Cooldown::new(PERIOD, WINDOW);
         let web = mk_workload("web");
-        assert_eq!(cooldown.enqueue(t0, &web, &mk_source("a")), Queued::New { due: t0 + WINDOW });
+        assert_eq!(
+            cooldown.enqueue(t0, &web, &mk_source("a")),
+            Queued::New { due: t0 + WINDOW }
+        );
         assert!(cooldown.take_due(t0 + ms(99)).is_empty());
         let due = cooldown.take_due(t0 + WINDOW);
-        assert_eq!(due, vec![Due { workload: web, sources: BTreeSet::from([mk_source("a")]) }]);
+        assert_eq!(
+            due,
+            vec![Due {
+                workload: web,
+                sources: BTreeSet::from([mk_source("a")])
+            }]
+        );
         assert_eq!(cooldown.next_due(), None);
     }
 
@@ -181,7 +206,10 @@ mod tests {
         );
         let due = cooldown.take_due(t0 + WINDOW);
         assert_eq!(due.len(), 1);
-        assert_eq!(due[0].sources, BTreeSet::from([mk_source("a"), mk_source("b")]));
+        assert_eq!(
+            due[0].sources,
+            BTreeSet::from([mk_source("a"), mk_source("b")])
+        );
     }
 
     #[test]
@@ -212,7 +240,12 @@ mod tests {
         let web = mk_workload("web");
         cooldown.rolled(&web, t0);
         let later = t0 + PERIOD + ms(1);
-        assert_eq!(cooldown.enqueue(later, &web, &mk_source("a")), Queued::New { due: later + WINDOW });
+        assert_eq!(
+            cooldown.enqueue(later, &web, &mk_source("a")),
+            Queued::New {
+                due: later + WINDOW
+            }
+        );
     }
 
     #[test]
@@ -232,7 +265,10 @@ mod tests {
         let mut cooldown = Cooldown::new(Duration::ZERO, Duration::ZERO);
         let web = mk_workload("web");
         cooldown.rolled(&web, t0);
-        assert_eq!(cooldown.enqueue(t0, &web, &mk_source("a")), Queued::New { due: t0 });
+        assert_eq!(
+            cooldown.enqueue(t0, &web, &mk_source("a")),
+            Queued::New { due: t0 }
+        );
     }
 
     #[test]
@@ -246,7 +282,10 @@ mod tests {
         cooldown.enqueue(t0 + ms(200), &web, &mk_source("b"));
         assert!(cooldown.take_due(t0 + ms(1000)).is_empty());
         let again = cooldown.take_due(t0 + ms(1100));
-        assert_eq!(again[0].sources, BTreeSet::from([mk_source("a"), mk_source("b")]));
+        assert_eq!(
+            again[0].sources,
+            BTreeSet::from([mk_source("a"), mk_source("b")])
+        );
     }
 
     #[test]

@@ -78,10 +78,16 @@ mod tests {
     fn a_renewing_holder_keeps_the_lease() {
         let t0 = Instant::now();
         let mut observer = Observer::default();
-        assert_eq!(observer.judge("b", &mk_record("a", "1"), t0), Judgement::Theirs);
+        assert_eq!(
+            observer.judge("b", &mk_record("a", "1"), t0),
+            Judgement::Theirs
+        );
         // Renewed at 10 s: the 15 s count starts again.
         let t10 = t0 + Duration::from_secs(10);
-        assert_eq!(observer.judge("b", &mk_record("a", "2"), t10), Judgement::Theirs);
+        assert_eq!(
+            observer.judge("b", &mk_record("a", "2"), t10),
+            Judgement::Theirs
+        );
         assert_eq!(
             observer.judge("b", &mk_record("a", "2"), t10 + Duration::from_secs(14)),
             Judgement::Theirs
@@ -94,8 +100,14 @@ mod tests {
         let mut observer = Observer::default();
         let record = mk_record("a", "1");
         assert_eq!(observer.judge("b", &record, t0), Judgement::Theirs);
-        assert_eq!(observer.judge("b", &record, t0 + Duration::from_secs(14)), Judgement::Theirs);
-        assert_eq!(observer.judge("b", &record, t0 + Duration::from_secs(15)), Judgement::Free);
+        assert_eq!(
+            observer.judge("b", &record, t0 + Duration::from_secs(14)),
+            Judgement::Theirs
+        );
+        assert_eq!(
+            observer.judge("b", &record, t0 + Duration::from_secs(15)),
+            Judgement::Free
+        );
     }
 
     #[test]
@@ -103,15 +115,24 @@ mod tests {
         // However old its renewTime looks, we have not watched it for a lease
         // duration yet: clocks of other nodes are not trusted.
         let mut observer = Observer::default();
-        assert_eq!(observer.judge("b", &mk_record("a", "2001-01-01T00:00:00Z"), Instant::now()), Judgement::Theirs);
+        assert_eq!(
+            observer.judge("b", &mk_record("a", "2001-01-01T00:00:00Z"), Instant::now()),
+            Judgement::Theirs
+        );
     }
 
     #[test]
     fn released_and_own_leases() {
         let mut observer = Observer::default();
         let now = Instant::now();
-        assert_eq!(observer.judge("a", &mk_record("a", "1"), now), Judgement::Ours);
-        let released = LeaseRecord { holder: Some(String::new()), ..mk_record("x", "2") };
+        assert_eq!(
+            observer.judge("a", &mk_record("a", "1"), now),
+            Judgement::Ours
+        );
+        let released = LeaseRecord {
+            holder: Some(String::new()),
+            ..mk_record("x", "2")
+        };
         assert_eq!(observer.judge("a", &released, now), Judgement::Free);
     }
 }

@@ -3,7 +3,10 @@
 pub mod annotations;
 pub mod cooldown;
 pub mod decision;
+pub mod digest;
 pub mod duration;
+pub mod envname;
 pub mod leadership;
 pub mod patch;
+pub mod plan;
 pub mod references;

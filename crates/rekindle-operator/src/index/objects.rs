@@ -1,0 +1,168 @@
+//! API objects reduced to index entries. Called on the task that received the
+//! object, which is dropped right after: this is where a ConfigMap's data is
+//! hashed and let go.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::decide::annotations::{
+    AnnotationNames, LAST_RELOADED_FROM, RolloutStrategy, SourceFlags, WorkloadRules,
+};
+use crate::decide::digest::{KeyDigests, reloader_sha1_config_map, reloader_sha1_secret};
+use crate::decide::references::TemplateRefs;
+use crate::index::{SourceEntry, WorkloadEntry};
+use crate::model::{SourceId, SourceKind, WorkloadId, WorkloadKind};
+
+static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+
+fn annotations(meta: &ObjectMeta) -> &BTreeMap<String, String> {
+    meta.annotations.as_ref().unwrap_or(&EMPTY)
+}
+
+fn ids(meta: &ObjectMeta) -> (String, String, String) {
+    (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+        meta.uid.clone().unwrap_or_default(),
+    )
+}
+
+/// A ConfigMap's identity and entry.
+pub fn config_map(object: &ConfigMap, names: &AnnotationNames) -> (SourceId, SourceEntry) {
+    let (namespace, name, uid) = ids(&object.metadata);
+    let data = object
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.as_str(), v.as_str()));
+    let binary = object
+        .binary_data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.as_str(), v.0.as_slice()));
+    let digests = KeyDigests::new(
+        data.clone()
+            .map(|(k, v)| (k, v.as_bytes()))
+            .chain(binary.clone()),
+    );
+    let entry = SourceEntry {
+        uid,
+        flags: SourceFlags::parse(annotations(&object.metadata), names),
+        digests,
+        reloader_sha1: reloader_sha1_config_map(data, binary),
+    };
+    (SourceId::new(SourceKind::ConfigMap, namespace, name), entry)
+}
+
+/// A Secret's identity and entry.
+pub fn secret(object: &Secret, names: &AnnotationNames) -> (SourceId, SourceEntry) {
+    let (namespace, name, uid) = ids(&object.metadata);
+    let data = object
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.as_str(), v.0.as_slice()));
+    let entry = SourceEntry {
+        uid,
+        flags: SourceFlags::parse(annotations(&object.metadata), names),
+        digests: KeyDigests::new(data.clone()),
+        reloader_sha1: reloader_sha1_secret(data),
+    };
+    (SourceId::new(SourceKind::Secret, namespace, name), entry)
+}
+
+/// The settings that shape a workload entry.
+#[derive(Debug, Clone, Default)]
+pub struct WorkloadSettings {
+    pub names: AnnotationNames,
+    pub csi_enabled: bool,
+}
+
+fn workload(
+    kind: WorkloadKind,
+    meta: &ObjectMeta,
+    template: Option<&PodTemplateSpec>,
+    settings: &WorkloadSettings,
+) -> (WorkloadId, WorkloadEntry) {
+    let (namespace, name, uid) = ids(meta);
+    let template_meta = template.and_then(|t| t.metadata.as_ref());
+    let template_annotations = template_meta.map_or(&EMPTY, annotations);
+    let refs = template
+        .and_then(|t| t.spec.as_ref())
+        .map(|spec| TemplateRefs::from_pod_spec(spec, settings.csi_enabled))
+        .unwrap_or_default();
+    let entry = WorkloadEntry {
+        uid,
+        rules: WorkloadRules::parse(annotations(meta), template_annotations, &settings.names),
+        refs,
+        reloaded_from: template_annotations.get(LAST_RELOADED_FROM).cloned(),
+        suspended: false,
+        rollout_strategy: RolloutStrategy::from_annotations(annotations(meta)),
+    };
+    (WorkloadId::new(kind, namespace, name), entry)
+}
+
+pub fn deployment(object: &Deployment, settings: &WorkloadSettings) -> (WorkloadId, WorkloadEntry) {
+    let template = object.spec.as_ref().map(|s| &s.template);
+    workload(
+        WorkloadKind::Deployment,
+        &object.metadata,
+        template,
+        settings,
+    )
+}
+
+pub fn daemon_set(object: &DaemonSet, settings: &WorkloadSettings) -> (WorkloadId, WorkloadEntry) {
+    let template = object.spec.as_ref().map(|s| &s.template);
+    workload(
+        WorkloadKind::DaemonSet,
+        &object.metadata,
+        template,
+        settings,
+    )
+}
+
+pub fn stateful_set(
+    object: &StatefulSet,
+    settings: &WorkloadSettings,
+) -> (WorkloadId, WorkloadEntry) {
+    let template = object.spec.as_ref().map(|s| &s.template);
+    workload(
+        WorkloadKind::StatefulSet,
+        &object.metadata,
+        template,
+        settings,
+    )
+}
+
+pub fn job(object: &Job, settings: &WorkloadSettings) -> (WorkloadId, WorkloadEntry) {
+    let template = object.spec.as_ref().map(|s| &s.template);
+    workload(WorkloadKind::Job, &object.metadata, template, settings)
+}
+
+pub fn cron_job(object: &CronJob, settings: &WorkloadSettings) -> (WorkloadId, WorkloadEntry) {
+    let spec = object.spec.as_ref();
+    let template = spec
+        .and_then(|s| s.job_template.spec.as_ref())
+        .map(|s| &s.template);
+    let (id, mut entry) = workload(WorkloadKind::CronJob, &object.metadata, template, settings);
+    entry.suspended = spec.and_then(|s| s.suspend).unwrap_or(false);
+    (id, entry)
+}
+
+/// An Argo Rollout, read as JSON (a CRD: no typed struct): its pod template
+/// is `spec.template`.
+pub fn rollout(
+    meta: &ObjectMeta,
+    spec: &serde_json::Value,
+    settings: &WorkloadSettings,
+) -> (WorkloadId, WorkloadEntry) {
+    let template: Option<PodTemplateSpec> = spec
+        .get("template")
+        .and_then(|t| serde_json::from_value(t.clone()).ok());
+    workload(WorkloadKind::Rollout, meta, template.as_ref(), settings)
+}
