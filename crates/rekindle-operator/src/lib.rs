@@ -16,3 +16,5 @@ pub mod index;
 pub mod metrics;
 pub mod model;
 pub mod reconcile;
+pub mod run;
+pub mod server;

@@ -18,6 +18,8 @@ use crate::model::{SourceId, WorkloadId};
 pub enum Object {
     Source(SourceId, SourceEntry),
     Workload(WorkloadId, WorkloadEntry),
+    /// A namespace matching `--namespace-selector`.
+    Namespace(String),
 }
 
 /// Settings of the reconciler.
@@ -28,6 +30,9 @@ pub struct Settings {
     pub reload_on_create: bool,
     /// `--namespaces-to-ignore`.
     pub ignored_namespaces: BTreeSet<String>,
+    /// `--namespace-selector` is set: only namespaces a `Namespaces` stream
+    /// delivered are in scope.
+    pub namespace_selector: bool,
     /// `--cooldown`.
     pub cooldown: Duration,
     /// How long a first change waits for others to join it.
@@ -75,12 +80,15 @@ pub struct Reconciler {
     caught_up: bool,
     queued_at: HashMap<WorkloadId, Instant>,
     attempts: HashMap<WorkloadId, u32>,
+    /// Namespaces selected by `--namespace-selector`.
+    selected_namespaces: HashSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Listed {
     Source(SourceId),
     Workload(WorkloadId),
+    Namespace(String),
 }
 
 impl Reconciler {
@@ -97,6 +105,7 @@ impl Reconciler {
             caught_up: false,
             queued_at: HashMap::new(),
             attempts: HashMap::new(),
+            selected_namespaces: HashSet::new(),
         }
     }
 
@@ -133,6 +142,7 @@ impl Reconciler {
                     seen.insert(match &object {
                         Object::Source(id, _) => Listed::Source(id.clone()),
                         Object::Workload(id, _) => Listed::Workload(id.clone()),
+                        Object::Namespace(name) => Listed::Namespace(name.clone()),
                     });
                 }
                 // A re-list after the stream was synced may carry changes made
@@ -156,6 +166,9 @@ impl Reconciler {
 
     fn apply(&mut self, now: Instant, object: Object, live: bool, metrics: &Metrics) {
         match object {
+            Object::Namespace(name) => {
+                self.selected_namespaces.insert(name);
+            }
             Object::Workload(id, entry) => self.workloads.apply(id, entry),
             Object::Source(id, entry) => {
                 let change = self.sources.apply(id.clone(), entry);
@@ -185,6 +198,9 @@ impl Reconciler {
 
     fn delete(&mut self, now: Instant, object: Object, metrics: &Metrics) {
         match object {
+            Object::Namespace(name) => {
+                self.selected_namespaces.remove(&name);
+            }
             Object::Workload(id, _) => self.forget_workload(&id),
             Object::Source(id, _) => self.source_gone(now, &id, metrics),
         }
@@ -224,7 +240,7 @@ impl Reconciler {
                     .iter()
                     .filter_map(|l| match l {
                         Listed::Source(id) => Some(id.clone()),
-                        Listed::Workload(_) => None,
+                        _ => None,
                     })
                     .collect();
                 // Put them back one by one so each goes through the same path as
@@ -241,14 +257,17 @@ impl Reconciler {
                     .iter()
                     .filter_map(|l| match l {
                         Listed::Workload(id) => Some(id.clone()),
-                        Listed::Source(_) => None,
+                        _ => None,
                     })
                     .collect();
                 for id in self.workloads.retain_listed(kind, namespace, &listed) {
                     self.forget_workload(&id);
                 }
             }
-            Watched::Namespaces => {}
+            Watched::Namespaces => {
+                self.selected_namespaces
+                    .retain(|name| seen.contains(&Listed::Namespace(name.clone())));
+            }
         }
     }
 
@@ -266,7 +285,9 @@ impl Reconciler {
             (None, Some(_)) => EventType::Create,
             (None, None) => EventType::Delete,
         };
-        if self.settings.ignored_namespaces.contains(&source.namespace) {
+        if self.settings.ignored_namespaces.contains(&source.namespace)
+            || (self.settings.namespace_selector && !self.selected_namespaces.contains(&source.namespace))
+        {
             metrics.skipped(Skipped::IgnoredOrNotSelected);
             metrics.event_processed(event, source.kind, "skipped");
             return;

@@ -6,3 +6,4 @@ pub mod errors;
 pub mod hash_key;
 pub mod lease;
 pub mod watch;
+pub mod rollout;

@@ -1,0 +1,218 @@
+//! Performing a planned rollout: one strategic-merge PATCH for Deployments,
+//! DaemonSets and StatefulSets (no GET, no LIST), a created Job for a CronJob,
+//! delete-and-recreate for a Job; then the Kubernetes Event.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::runtime::events::{Event, EventType, Recorder};
+
+use crate::cluster::errors::{Explain, is_conflict, is_not_found};
+use crate::decide::annotations::LAST_RELOADED_FROM;
+use crate::decide::patch::{self, PatchError};
+use crate::decide::plan::Plan;
+use crate::model::{WorkloadId, WorkloadKind};
+use crate::reconcile::{Outcome, Rollout};
+
+/// Why a rollout failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RolloutError {
+    #[error("{}", Explain(.0))]
+    Api(#[from] kube::Error),
+    #[error(transparent)]
+    Patch(#[from] PatchError),
+    #[error("cannot read the {kind} as batch/v1: {source}")]
+    Decode {
+        kind: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("this workload kind is not handled by this build: {0}")]
+    Unsupported(WorkloadKind),
+}
+
+/// Everything needed to roll workloads.
+#[derive(Clone)]
+pub struct Executor {
+    client: kube::Client,
+    /// CronJobs as the server serves them: batch/v1, or batch/v1beta1 before
+    /// Kubernetes 1.21 (same schema for what is read here).
+    cron_jobs: ApiResource,
+    recorder: Option<std::sync::Arc<Recorder>>,
+    field_manager: String,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor").field("cron_jobs", &self.cron_jobs.api_version).finish_non_exhaustive()
+    }
+}
+
+impl Executor {
+    pub fn new(client: kube::Client, cron_jobs: ApiResource, recorder: Option<Recorder>) -> Executor {
+        Executor {
+            client,
+            cron_jobs,
+            recorder: recorder.map(std::sync::Arc::new),
+            field_manager: "rekindle-operator".to_owned(),
+        }
+    }
+
+    /// Performs `rollout` and publishes its Event. Errors are returned for the
+    /// caller to log and count; the outcome says whether to retry.
+    pub async fn execute(&self, rollout: &Rollout) -> (Outcome, Result<(), RolloutError>) {
+        let id = &rollout.workload;
+        let result = self.perform(id, &rollout.plan, rollout.suspended).await;
+        let outcome = match &result {
+            Ok(()) => Outcome::Done,
+            Err(RolloutError::Api(e)) if is_not_found(e) => Outcome::Gone,
+            Err(_) => Outcome::Failed,
+        };
+        self.publish(id, &rollout.plan, result.as_ref().err()).await;
+        (outcome, result)
+    }
+
+    async fn perform(&self, id: &WorkloadId, plan: &Plan, suspended: bool) -> Result<(), RolloutError> {
+        let annotations: BTreeMap<String, String> = plan
+            .reloaded_from
+            .iter()
+            .map(|value| (LAST_RELOADED_FROM.to_owned(), value.clone()))
+            .collect();
+        match id.kind {
+            WorkloadKind::Deployment => self.patch::<Deployment>(id, plan, &annotations).await,
+            WorkloadKind::DaemonSet => self.patch::<DaemonSet>(id, plan, &annotations).await,
+            WorkloadKind::StatefulSet => self.patch::<StatefulSet>(id, plan, &annotations).await,
+            WorkloadKind::CronJob if suspended => {
+                tracing::info!(workload = %id, "suspended CronJob: no Job created");
+                Ok(())
+            }
+            WorkloadKind::CronJob => self.instantiate(id, plan, &annotations).await,
+            WorkloadKind::Job => self.recreate(id, plan, &annotations).await,
+            WorkloadKind::Rollout => Err(RolloutError::Unsupported(id.kind)),
+        }
+    }
+
+    async fn patch<K>(&self, id: &WorkloadId, plan: &Plan, annotations: &BTreeMap<String, String>) -> Result<(), RolloutError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), &id.namespace);
+        let params = PatchParams::apply(&self.field_manager);
+        if !plan.remove.is_empty() {
+            let mut removals = plan.remove.clone();
+            // Later entries first, so earlier indexes stay valid.
+            removals.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+            let ops: Vec<serde_json::Value> = removals
+                .iter()
+                .flat_map(|(c, e, name)| match patch::remove_env_patch(*c, *e, name) {
+                    serde_json::Value::Array(ops) => ops,
+                    other => vec![other],
+                })
+                .collect();
+            let json: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(ops))
+                .map_err(|source| RolloutError::Decode { kind: "JSON patch", source })?;
+            api.patch(&id.name, &PatchParams::default(), &Patch::Json::<()>(json)).await?;
+        }
+        if !plan.env.is_empty() || !annotations.is_empty() {
+            let body = patch::template_patch(id.kind, &plan.env, annotations)?;
+            let params = PatchParams { field_manager: params.field_manager, ..PatchParams::default() };
+            api.patch(&id.name, &params, &Patch::Strategic(body)).await?;
+        }
+        Ok(())
+    }
+
+    async fn instantiate(&self, id: &WorkloadId, plan: &Plan, annotations: &BTreeMap<String, String>) -> Result<(), RolloutError> {
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), &id.namespace, &self.cron_jobs);
+        let object = api.get(&id.name).await?;
+        let mut value = serde_json::to_value(&object).map_err(|source| RolloutError::Decode { kind: "CronJob", source })?;
+        value["apiVersion"] = "batch/v1".into();
+        let cron: CronJob = serde_json::from_value(value).map_err(|source| RolloutError::Decode { kind: "CronJob", source })?;
+        let job = patch::job_from_cronjob(&cron, &self.cron_jobs.api_version, &plan.env, annotations)?;
+        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &id.namespace);
+        jobs.create(&PostParams { field_manager: Some(self.field_manager.clone()), ..PostParams::default() }, &job).await?;
+        Ok(())
+    }
+
+    async fn recreate(&self, id: &WorkloadId, plan: &Plan, annotations: &BTreeMap<String, String>) -> Result<(), RolloutError> {
+        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &id.namespace);
+        let job = jobs.get(&id.name).await?;
+        let new = patch::recreated_job(&job, &plan.env, annotations)?;
+        let delete = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() };
+        jobs.delete(&id.name, &delete).await?;
+        // The name frees up once the old object is gone; with background
+        // propagation that is immediate unless a finalizer holds it.
+        let post = PostParams { field_manager: Some(self.field_manager.clone()), ..PostParams::default() };
+        let mut attempt = 0;
+        loop {
+            match jobs.create(&post, &new).await {
+                Ok(_) => return Ok(()),
+                Err(e) if is_conflict(&e) && attempt < 20 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Reloader's Events: `Reloaded` (Normal) or `ReloadFail` (Warning) on the
+    /// workload. A failure to publish is logged and does not fail the rollout.
+    async fn publish(&self, id: &WorkloadId, plan: &Plan, error: Option<&RolloutError>) {
+        let Some(recorder) = &self.recorder else { return };
+        let (type_, reason, note) = match error {
+            None => {
+                let source = plan.because.first();
+                let note = match source {
+                    Some(s) => format!(
+                        "Changes detected in '{}' of type '{}' in namespace '{}', Updated '{}' of type '{}' in namespace '{}'",
+                        s.name,
+                        s.kind.upper(),
+                        s.namespace,
+                        id.name,
+                        id.kind.kind(),
+                        id.namespace
+                    ),
+                    None => format!("Updated '{}' of type '{}' in namespace '{}'", id.name, id.kind.kind(), id.namespace),
+                };
+                (EventType::Normal, "Reloaded", note)
+            }
+            Some(error) => (
+                EventType::Warning,
+                "ReloadFail",
+                format!(
+                    "Update for '{}' of type '{}' in namespace '{}' failed with error {error}",
+                    id.name,
+                    id.kind.kind(),
+                    id.namespace
+                ),
+            ),
+        };
+        let event = Event {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: "Reload".to_owned(),
+            secondary: None,
+        };
+        let (api_version, kind) = match id.kind {
+            WorkloadKind::Deployment | WorkloadKind::DaemonSet | WorkloadKind::StatefulSet => ("apps/v1", id.kind.kind()),
+            WorkloadKind::CronJob => (self.cron_jobs.api_version.as_str(), "CronJob"),
+            WorkloadKind::Job => ("batch/v1", "Job"),
+            WorkloadKind::Rollout => ("argoproj.io/v1alpha1", "Rollout"),
+        };
+        let reference = ObjectReference {
+            api_version: Some(api_version.to_owned()),
+            kind: Some(kind.to_owned()),
+            name: Some(id.name.clone()),
+            namespace: Some(id.namespace.clone()),
+            ..ObjectReference::default()
+        };
+        if let Err(error) = recorder.publish(&event, &reference).await {
+            tracing::warn!(workload = %id, error = %Explain(&error), "could not publish the {reason} event");
+        }
+    }
+}

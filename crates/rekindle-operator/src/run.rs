@@ -1,0 +1,344 @@
+//! Wiring: watches → reconciler → executor, the HTTP endpoints and leadership.
+//! Everything that decides lives elsewhere; this file only connects the parts
+//! and owns the loop.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::watcher;
+use tokio::sync::{mpsc, watch as channel};
+
+use crate::cluster::rollout::Executor;
+use crate::cluster::watch::{self, Message, StreamId, Watched};
+use crate::cluster::{hash_key, lease};
+use crate::decide::digest::MarkerKey;
+use crate::decide::plan::HashMode;
+use crate::index::objects::{self, WorkloadSettings};
+use crate::metrics::Metrics;
+use crate::model::{SourceKind, WorkloadKind};
+use crate::reconcile::{Object, Reconciler, Settings};
+use crate::server::{self, Health};
+
+/// Which namespaces are watched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Namespaces(Vec<String>),
+}
+
+/// How the value written is made, before the key is loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashChoice {
+    /// The keyed marker; the key lives in this Secret of the operator's namespace.
+    Keyed { secret: String },
+    ReloaderSha1,
+}
+
+/// `--enable-ha`.
+#[derive(Debug, Clone)]
+pub struct Ha {
+    pub lease_name: String,
+    /// `POD_NAME`.
+    pub identity: String,
+}
+
+/// Everything `run` needs, resolved from the command line.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub scope: Scope,
+    pub namespace_selector: Option<String>,
+    pub resource_label_selector: Option<String>,
+    pub sources: BTreeSet<SourceKind>,
+    pub workloads: BTreeSet<WorkloadKind>,
+    pub workload: WorkloadSettings,
+    /// Reconciler settings; `plan.hash` is replaced once the key is loaded.
+    pub reconcile: Settings,
+    pub hash: HashChoice,
+    pub ha: Option<Ha>,
+    pub metrics_addr: SocketAddr,
+    pub by_namespace_metrics: bool,
+    /// `POD_NAMESPACE`, else the client's default namespace.
+    pub operator_namespace: Option<String>,
+}
+
+/// Runs the operator until SIGTERM or SIGINT.
+pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
+    let operator_namespace =
+        config.operator_namespace.clone().unwrap_or_else(|| client.default_namespace().to_owned());
+    let metrics = Arc::new(Metrics::new(config.by_namespace_metrics));
+    let synced = Arc::new(AtomicBool::new(false));
+    let listener = server::bind(config.metrics_addr).await?;
+    let health = Health { metrics: metrics.clone(), synced: synced.clone() };
+    tokio::spawn(async move {
+        if let Err(error) = server::serve(listener, health).await {
+            tracing::error!(%error, "metrics server stopped");
+        }
+    });
+
+    let mut settings = config.reconcile.clone();
+    if let HashChoice::Keyed { secret } = &config.hash {
+        let key = hash_key::load_or_create(client.clone(), &operator_namespace, secret).await?;
+        settings.plan.hash = HashMode::Keyed(MarkerKey::new(key));
+    } else {
+        settings.plan.hash = HashMode::ReloaderSha1;
+    }
+
+    let cron_jobs = cron_job_resource(&client).await.context("discovering the CronJob API version")?;
+    let (tx, mut rx) = mpsc::channel::<Message<Object>>(256);
+    let streams = spawn_watches(&config, &client, &cron_jobs, &tx);
+    drop(tx);
+    let mut reconciler = Reconciler::new(settings, streams);
+
+    let reporter = Reporter {
+        controller: "rekindle-operator".into(),
+        instance: config.ha.as_ref().map(|ha| ha.identity.clone()),
+    };
+    let executor = Executor::new(client.clone(), cron_jobs, Some(Recorder::new(client.clone(), reporter)));
+
+    let (stop_tx, stop_rx) = channel::channel(false);
+    let (leader_tx, mut leader_rx) = channel::channel(config.ha.is_none());
+    let election = config.ha.clone().map(|ha| {
+        let api: Api<Lease> = Api::namespaced(client.clone(), &operator_namespace);
+        tokio::spawn(lease::run(api, ha.lease_name, ha.identity, leader_tx, stop_rx.clone()))
+    });
+
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    tracing::info!(namespace = %operator_namespace, "started; listing objects");
+    let mut was_leader = *leader_rx.borrow();
+    loop {
+        let next_due = reconciler.next_due();
+        let sleep = async {
+            match next_due {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            message = rx.recv() => {
+                let Some(message) = message else { break };
+                let now = Instant::now();
+                reconciler.handle(now, message, &metrics);
+                // Take what else is already queued before deciding anything.
+                while let Ok(message) = rx.try_recv() {
+                    reconciler.handle(now, message, &metrics);
+                }
+                if reconciler.is_synced() && !synced.swap(true, Ordering::AcqRel) {
+                    let (sources, workloads) = reconciler.cached();
+                    tracing::info!(sources, workloads, "initial list complete; ready");
+                }
+                let (sources, workloads) = reconciler.cached();
+                metrics.cached_objects("source", sources);
+                metrics.cached_objects("workload", workloads);
+            }
+            _ = sleep => {}
+            changed = leader_rx.changed() => {
+                if changed.is_err() { break }
+                let leader = *leader_rx.borrow();
+                if leader && !was_leader && reconciler.is_synced() {
+                    // A change may have gone unhandled while nobody led.
+                    reconciler.catch_up(Instant::now(), &metrics);
+                }
+                was_leader = leader;
+            }
+            _ = &mut shutdown => break,
+        }
+        if *leader_rx.borrow() {
+            for rollout in reconciler.take_due(Instant::now(), &metrics) {
+                let started = Instant::now();
+                let (outcome, result) = executor.execute(&rollout).await;
+                let took = started.elapsed();
+                metrics.action(rollout.workload.kind, result.is_ok(), took);
+                metrics.reload_executed(result.is_ok(), &rollout.workload.namespace);
+                match &result {
+                    Ok(()) => tracing::info!(
+                        workload = %rollout.workload,
+                        because = ?rollout.plan.because.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                        took_ms = took.as_millis() as u64,
+                        "rolled"
+                    ),
+                    Err(error) => {
+                        metrics.error("rollout");
+                        metrics.retry();
+                        tracing::warn!(workload = %rollout.workload, %error, "rollout failed; will retry");
+                    }
+                }
+                reconciler.finished(Instant::now(), rollout, outcome);
+            }
+        }
+    }
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    if let Some(election) = election {
+        let _ = election.await;
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+/// CronJobs are `batch/v1` from Kubernetes 1.21, `batch/v1beta1` before.
+async fn cron_job_resource(client: &kube::Client) -> Result<ApiResource, kube::Error> {
+    let version = match client.list_api_group_resources("batch/v1").await {
+        Ok(list) if list.resources.iter().any(|r| r.name == "cronjobs") => "v1",
+        Ok(_) => "v1beta1",
+        Err(error) => return Err(error),
+    };
+    Ok(ApiResource {
+        group: "batch".into(),
+        version: version.into(),
+        api_version: format!("batch/{version}"),
+        kind: "CronJob".into(),
+        plural: "cronjobs".into(),
+    })
+}
+
+/// Starts one watch per kind and namespace scope; returns their ids.
+fn spawn_watches(
+    config: &Config,
+    client: &kube::Client,
+    cron_jobs: &ApiResource,
+    tx: &mpsc::Sender<Message<Object>>,
+) -> Vec<StreamId> {
+    let namespaces: Vec<Option<String>> = match &config.scope {
+        Scope::All => vec![None],
+        Scope::Namespaces(list) => list.iter().cloned().map(Some).collect(),
+    };
+    let mut streams = Vec::new();
+    let source_config = || {
+        let c = watcher::Config::default();
+        match &config.resource_label_selector {
+            Some(selector) => c.labels(selector),
+            None => c,
+        }
+    };
+    for ns in &namespaces {
+        let names = config.workload.names.clone();
+        if config.sources.contains(&SourceKind::ConfigMap) {
+            let id = StreamId { watched: Watched::Source(SourceKind::ConfigMap), namespace: ns.clone() };
+            let names = names.clone();
+            tokio::spawn(watch::run(
+                api::<ConfigMap>(client, ns),
+                source_config(),
+                id.clone(),
+                move |o: ConfigMap| {
+                    let (id, entry) = objects::config_map(&o, &names);
+                    Object::Source(id, entry)
+                },
+                tx.clone(),
+            ));
+            streams.push(id);
+        }
+        if config.sources.contains(&SourceKind::Secret) {
+            let id = StreamId { watched: Watched::Source(SourceKind::Secret), namespace: ns.clone() };
+            let names = names.clone();
+            tokio::spawn(watch::run(
+                api::<Secret>(client, ns),
+                source_config(),
+                id.clone(),
+                move |o: Secret| {
+                    let (id, entry) = objects::secret(&o, &names);
+                    Object::Source(id, entry)
+                },
+                tx.clone(),
+            ));
+            streams.push(id);
+        }
+        for kind in &config.workloads {
+            let id = StreamId { watched: Watched::Workload(*kind), namespace: ns.clone() };
+            let s = config.workload.clone();
+            let cfg = watcher::Config::default();
+            let tx = tx.clone();
+            match kind {
+                WorkloadKind::Deployment => {
+                    tokio::spawn(watch::run(api::<Deployment>(client, ns), cfg, id.clone(), move |o: Deployment| {
+                        let (id, e) = objects::deployment(&o, &s);
+                        Object::Workload(id, e)
+                    }, tx));
+                }
+                WorkloadKind::DaemonSet => {
+                    tokio::spawn(watch::run(api::<DaemonSet>(client, ns), cfg, id.clone(), move |o: DaemonSet| {
+                        let (id, e) = objects::daemon_set(&o, &s);
+                        Object::Workload(id, e)
+                    }, tx));
+                }
+                WorkloadKind::StatefulSet => {
+                    tokio::spawn(watch::run(api::<StatefulSet>(client, ns), cfg, id.clone(), move |o: StatefulSet| {
+                        let (id, e) = objects::stateful_set(&o, &s);
+                        Object::Workload(id, e)
+                    }, tx));
+                }
+                WorkloadKind::Job => {
+                    tokio::spawn(watch::run(api::<Job>(client, ns), cfg, id.clone(), move |o: Job| {
+                        let (id, e) = objects::job(&o, &s);
+                        Object::Workload(id, e)
+                    }, tx));
+                }
+                WorkloadKind::CronJob => {
+                    let dynamic: Api<DynamicObject> = match ns {
+                        Some(ns) => Api::namespaced_with(client.clone(), ns, cron_jobs),
+                        None => Api::all_with(client.clone(), cron_jobs),
+                    };
+                    tokio::spawn(watch::run(dynamic, cfg, id.clone(), move |o: DynamicObject| {
+                        let (id, e) = objects::cron_job(&typed_cron_job(o), &s);
+                        Object::Workload(id, e)
+                    }, tx));
+                }
+                WorkloadKind::Rollout => continue,
+            }
+            streams.push(id);
+        }
+    }
+    if let Some(selector) = &config.namespace_selector {
+        let id = StreamId { watched: Watched::Namespaces, namespace: None };
+        let api: Api<Namespace> = Api::all(client.clone());
+        tokio::spawn(watch::run(
+            api,
+            watcher::Config::default().labels(selector),
+            id.clone(),
+            |o: Namespace| Object::Namespace(o.metadata.name.unwrap_or_default()),
+            tx.clone(),
+        ));
+        streams.push(id);
+    }
+    streams
+}
+
+fn api<K>(client: &kube::Client, namespace: &Option<String>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// A CronJob read through the dynamic API (whatever batch version the server
+/// serves), as the typed batch/v1 struct: the fields read here are the same.
+fn typed_cron_job(object: DynamicObject) -> CronJob {
+    let mut value = serde_json::to_value(object).unwrap_or_default();
+    value["apiVersion"] = "batch/v1".into();
+    serde_json::from_value(value).unwrap_or_default()
+}
