@@ -1290,6 +1290,30 @@ mod tests {
         assert!(h.drain().is_empty());
     }
 
+    #[test]
+    fn an_ignored_config_map_missing_from_a_relist_rolls_nothing() {
+        let cm = mk_config_map(
+            NS,
+            "app-config",
+            &[("a", "1")],
+            &[("reloader.stakater.com/ignore", "true")],
+        );
+        let web = mk_deployment(
+            NS,
+            "web",
+            &[AUTO],
+            vec![with_var(
+                with_env_from(mk_container("app"), "app-config"),
+                VAR,
+                "written-before-the-ignore",
+            )],
+        );
+        let mut h = Harness::started(with_reload_on_delete(mk_settings()), &[&cm], &[&web]);
+        h.list_config_maps(&[]);
+        assert_eq!(h.reconciler.cached(), (0, 1));
+        assert!(h.drain().is_empty());
+    }
+
     /// `web` with `search: "true"`, carrying a marker for `app-config`.
     fn mk_searching_user() -> Deployment {
         mk_deployment(
