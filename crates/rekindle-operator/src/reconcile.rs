@@ -8,12 +8,16 @@ use std::time::{Duration, Instant};
 
 use crate::cluster::watch::{Message, StreamEvent, StreamId, Watched};
 use crate::decide::cooldown::{Cooldown, Queued};
-use crate::decide::plan::{NoChange, Plan, PlanSettings, plan, selects, stale_sources};
+use crate::decide::plan::{Plan, PlanSettings, plan, selects, stale_sources};
 use crate::index::{SourceChange, SourceEntry, SourceIndex, WorkloadEntry, WorkloadIndex};
 use crate::metrics::{EventType, Metrics, Skipped};
 use crate::model::{SourceId, WorkloadId};
 
 /// An object as a watch stream delivers it, already reduced.
+// A message is moved once through a bounded channel and consumed: boxing the
+// larger variant would add an allocation per workload event to save a few
+// hundred bytes per channel slot.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Object {
     Source(SourceId, SourceEntry),
@@ -183,14 +187,16 @@ impl Reconciler {
                 metrics.event_received(event, id.kind);
                 match change {
                     SourceChange::Created if self.settings.reload_on_create => {
-                        self.changed(now, &id, None, metrics);
+                        self.changed(now, &id, None, None, metrics);
                     }
                     SourceChange::Created => metrics.event_processed(event, id.kind, "skipped"),
                     SourceChange::Unchanged => {
                         metrics.skipped(Skipped::NoDataChange);
                         metrics.event_processed(event, id.kind, "skipped");
                     }
-                    SourceChange::Data(keys) => self.changed(now, &id, Some(&keys), metrics),
+                    SourceChange::Data(keys) => {
+                        self.changed(now, &id, Some(&keys), None, metrics);
+                    }
                 }
             }
         }
@@ -207,12 +213,12 @@ impl Reconciler {
     }
 
     fn source_gone(&mut self, now: Instant, id: &SourceId, metrics: &Metrics) {
-        if self.sources.remove(id).is_none() {
+        let Some(last) = self.sources.remove(id) else {
             return;
-        }
+        };
         metrics.event_received(EventType::Delete, id.kind);
         if self.settings.plan.reload_on_delete {
-            self.changed(now, id, None, metrics);
+            self.changed(now, id, None, Some(&last), metrics);
         } else {
             metrics.event_processed(EventType::Delete, id.kind, "skipped");
         }
@@ -245,10 +251,10 @@ impl Reconciler {
                     .collect();
                 // Put them back one by one so each goes through the same path as
                 // a delete event (reload-on-delete, metrics).
-                for id in self.sources.retain_listed(kind, namespace, &listed) {
+                for (id, last) in self.sources.retain_listed(kind, namespace, &listed) {
                     if synced && self.settings.plan.reload_on_delete {
                         metrics.event_received(EventType::Delete, id.kind);
-                        self.changed(now, &id, None, metrics);
+                        self.changed(now, &id, None, Some(&last), metrics);
                     }
                 }
             }
@@ -272,12 +278,15 @@ impl Reconciler {
     }
 
     /// A source changed (`keys`: which; `None`: created or deleted, all keys):
-    /// queues every workload it concerns.
+    /// queues every workload it concerns. `gone`: the last entry of a deleted
+    /// source, whose annotations (`ignore`, `match`) still decide, as they do
+    /// in Reloader.
     fn changed(
         &mut self,
         now: Instant,
         source: &SourceId,
         keys: Option<&BTreeSet<String>>,
+        gone: Option<&SourceEntry>,
         metrics: &Metrics,
     ) {
         let event = match (keys, self.sources.get(source)) {
@@ -293,16 +302,16 @@ impl Reconciler {
             return;
         }
         let entry = self.sources.get(source);
+        let flags = entry.or(gone).map(|e| e.flags).unwrap_or_default();
         let mut concerned = Vec::new();
         for id in self.workloads.candidates(source) {
             let Some(workload) = self.workloads.get(&id) else {
                 continue;
             };
-            let matched = match selects(&id, workload, source, entry, &self.settings.plan) {
+            let matched = match selects(&id, workload, source, flags, &self.settings.plan) {
                 // Key precision: a workload that reads only some keys is not
                 // concerned by a change to others.
                 Ok(used) => keys.is_none_or(|keys| keys.iter().any(|k| used.covers(k))),
-                Err(NoChange::Deleted) => true,
                 Err(_) => false,
             };
             metrics.workloads(id.kind, 1, u64::from(matched));
@@ -334,6 +343,10 @@ impl Reconciler {
     pub fn catch_up(&mut self, now: Instant, metrics: &Metrics) {
         let mut stale = Vec::new();
         for (id, workload) in self.workloads.iter() {
+            // `--namespaces-to-ignore` holds for catch-up as for events.
+            if self.settings.ignored_namespaces.contains(&id.namespace) {
+                continue;
+            }
             for source in stale_sources(id, workload, &self.sources, &self.settings.plan) {
                 stale.push((id.clone(), source));
             }
@@ -366,6 +379,9 @@ impl Reconciler {
                 &self.settings.plan,
             );
             if plan.is_empty() {
+                // Already current (perhaps a failed attempt went through after
+                // all): the next failure starts its backoff afresh.
+                self.attempts.remove(&due.workload);
                 metrics.skipped(Skipped::StrategyNotUpdated);
                 continue;
             }
@@ -408,5 +424,1095 @@ impl Reconciler {
     /// The workload entry, for the executor (container indexes, uid).
     pub fn workload(&self, id: &WorkloadId) -> Option<&WorkloadEntry> {
         self.workloads.get(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every rule of the reconciler, driven by watch messages built from real
+    //! API objects (reduced by [`crate::index::objects`], as in production) and
+    //! an `Instant` advanced by hand: no cluster, no sleeps.
+
+    use super::*;
+    use crate::decide::decision::DecideSettings;
+    use crate::decide::digest::sha1_hex;
+    use crate::decide::patch::EnvMarker;
+    use crate::decide::plan::tests::{
+        AUTO, NS, VAR, keyed_marker, keys, mk_config_map, mk_container, mk_deployment, mk_key,
+        mk_plan_settings, roll, source_of, with_env_from, with_key_ref, with_mount,
+        with_template_annotation, with_var, with_volume, workload_of,
+    };
+    use crate::decide::plan::{HashMode, Strategy};
+    use crate::model::{KeyUse, SourceKind, WorkloadKind};
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    const GATHER: Duration = Duration::from_millis(100);
+    const COOLDOWN: Duration = Duration::from_secs(10);
+    const MS: Duration = Duration::from_millis(1);
+
+    // ---- helpers -------------------------------------------------------------
+
+    fn mk_settings() -> Settings {
+        Settings {
+            plan: mk_plan_settings(Strategy::EnvVars),
+            reload_on_create: false,
+            ignored_namespaces: BTreeSet::new(),
+            cooldown: COOLDOWN,
+            gather: GATHER,
+        }
+    }
+
+    fn with_reload_on_delete(mut settings: Settings) -> Settings {
+        settings.plan.reload_on_delete = true;
+        settings
+    }
+
+    fn cm_stream() -> StreamId {
+        StreamId {
+            watched: Watched::Source(SourceKind::ConfigMap),
+            namespace: None,
+        }
+    }
+
+    fn deploy_stream() -> StreamId {
+        StreamId {
+            watched: Watched::Workload(WorkloadKind::Deployment),
+            namespace: None,
+        }
+    }
+
+    fn cm_object(cm: &ConfigMap) -> Object {
+        let (id, entry) = source_of(cm);
+        Object::Source(id, entry)
+    }
+
+    fn deploy_object(d: &Deployment) -> Object {
+        let (id, entry) = workload_of(d);
+        Object::Workload(id, entry)
+    }
+
+    fn cm_id(name: &str) -> SourceId {
+        SourceId::new(SourceKind::ConfigMap, NS, name)
+    }
+
+    fn deploy_id(name: &str) -> WorkloadId {
+        WorkloadId::new(WorkloadKind::Deployment, NS, name)
+    }
+
+    /// `app-config` with `data`.
+    fn app_config(data: &[(&str, &str)]) -> ConfigMap {
+        mk_config_map(NS, "app-config", data, &[])
+    }
+
+    /// A Deployment `name` with `annotations` whose one container `app` reads
+    /// `app-config` whole through `envFrom`.
+    fn mk_user(name: &str, annotations: &[(&str, &str)]) -> Deployment {
+        mk_deployment(
+            NS,
+            name,
+            annotations,
+            vec![with_env_from(mk_container("app"), "app-config")],
+        )
+    }
+
+    /// The marker the current data of `cm` gives a whole-object user.
+    fn whole(cm: &ConfigMap) -> String {
+        keyed_marker(cm, &KeyUse::All)
+    }
+
+    fn names(rollouts: &[Rollout]) -> Vec<&str> {
+        rollouts.iter().map(|r| r.workload.name.as_str()).collect()
+    }
+
+    /// A reconciler fed by one ConfigMap stream and one Deployment stream, with
+    /// the clock in hand.
+    struct Harness {
+        reconciler: Reconciler,
+        metrics: Metrics,
+        now: Instant,
+    }
+
+    impl Harness {
+        fn new(settings: Settings) -> Harness {
+            Harness {
+                reconciler: Reconciler::new(settings, [cm_stream(), deploy_stream()]),
+                metrics: Metrics::new(false),
+                now: Instant::now(),
+            }
+        }
+
+        /// Both first lists (Deployments first, so that a ConfigMap listed
+        /// would find its users if the list were taken for changes).
+        fn started(settings: Settings, cms: &[&ConfigMap], deployments: &[&Deployment]) -> Harness {
+            let mut h = Harness::new(settings);
+            h.list_deployments(deployments);
+            h.list_config_maps(cms);
+            assert!(h.reconciler.is_synced());
+            h
+        }
+
+        fn send(&mut self, stream: StreamId, event: StreamEvent<Object>) {
+            self.reconciler
+                .handle(self.now, Message { stream, event }, &self.metrics);
+        }
+
+        fn list_config_maps(&mut self, cms: &[&ConfigMap]) {
+            self.send(cm_stream(), StreamEvent::Relisting);
+            for cm in cms {
+                self.send(cm_stream(), StreamEvent::Listed(cm_object(cm)));
+            }
+            self.send(cm_stream(), StreamEvent::ListDone);
+        }
+
+        fn list_deployments(&mut self, deployments: &[&Deployment]) {
+            self.send(deploy_stream(), StreamEvent::Relisting);
+            for d in deployments {
+                self.send(deploy_stream(), StreamEvent::Listed(deploy_object(d)));
+            }
+            self.send(deploy_stream(), StreamEvent::ListDone);
+        }
+
+        fn apply_config_map(&mut self, cm: &ConfigMap) {
+            self.send(cm_stream(), StreamEvent::Applied(cm_object(cm)));
+        }
+
+        fn delete_config_map(&mut self, cm: &ConfigMap) {
+            self.send(cm_stream(), StreamEvent::Deleted(cm_object(cm)));
+        }
+
+        fn apply_deployment(&mut self, d: &Deployment) {
+            self.send(deploy_stream(), StreamEvent::Applied(deploy_object(d)));
+        }
+
+        fn advance(&mut self, by: Duration) {
+            self.now += by;
+        }
+
+        fn take(&mut self) -> Vec<Rollout> {
+            self.reconciler.take_due(self.now, &self.metrics)
+        }
+
+        /// Advances past the gather window and takes what is due.
+        fn take_after_gather(&mut self) -> Vec<Rollout> {
+            self.advance(GATHER);
+            self.take()
+        }
+
+        fn finish(&mut self, rollout: Rollout, outcome: Outcome) {
+            self.reconciler.finished(self.now, rollout, outcome);
+        }
+
+        /// Everything that would ever fall due, with every rollout succeeding.
+        fn drain(&mut self) -> Vec<Rollout> {
+            let mut all = Vec::new();
+            while let Some(due) = self.reconciler.next_due() {
+                self.now = self.now.max(due);
+                for rollout in self.take() {
+                    all.push(rollout.clone());
+                    self.finish(rollout, Outcome::Done);
+                }
+            }
+            all
+        }
+
+        fn metric(&self, line: &str) -> bool {
+            self.metrics.render().lines().any(|l| l == line)
+        }
+    }
+
+    // ---- start -----------------------------------------------------------------
+
+    #[test]
+    fn the_first_list_rolls_nothing_even_with_reload_on_create() {
+        let cm = app_config(&[("a", "1")]);
+        let marked = mk_deployment(
+            NS,
+            "marked",
+            &[AUTO],
+            vec![with_var(
+                with_env_from(mk_container("app"), "app-config"),
+                VAR,
+                &whole(&cm),
+            )],
+        );
+        let unmarked = mk_user("unmarked", &[AUTO]);
+        let mut h = Harness::new(Settings {
+            reload_on_create: true,
+            ..mk_settings()
+        });
+        h.list_deployments(&[&marked, &unmarked]);
+        assert!(!h.reconciler.is_synced());
+        h.list_config_maps(&[&cm]);
+        assert!(h.reconciler.is_synced());
+        assert_eq!(h.reconciler.cached(), (1, 2));
+        assert_eq!(h.reconciler.pending(), 0);
+        assert!(h.drain().is_empty());
+    }
+
+    #[test]
+    fn catch_up_rolls_a_stale_marker_once() {
+        let cm = app_config(&[("a", "2")]);
+        let web = mk_deployment(
+            NS,
+            "web",
+            &[AUTO],
+            vec![with_var(
+                with_env_from(mk_container("app"), "app-config"),
+                VAR,
+                "written-for-older-data",
+            )],
+        );
+        let mut h = Harness::new(mk_settings());
+        h.list_config_maps(&[&cm]);
+        assert_eq!(
+            h.reconciler.pending(),
+            0,
+            "not before every stream is synced"
+        );
+        h.list_deployments(&[&web]);
+        assert_eq!(h.reconciler.pending(), 1);
+        // The ConfigMap watch restarts before the rollout: no second catch-up.
+        h.list_config_maps(&[&cm]);
+        assert!(h.metric("reloader_workqueue_adds_total 1"));
+
+        let rollouts = h.take_after_gather();
+        assert_eq!(names(&rollouts), ["web"]);
+        assert_eq!(
+            rollouts[0].plan.env,
+            [EnvMarker::new("app", VAR, whole(&cm))]
+        );
+        let web = roll(web, &rollouts[0].plan);
+        h.finish(rollouts[0].clone(), Outcome::Done);
+        h.apply_deployment(&web);
+        assert!(h.drain().is_empty());
+    }
+
+    #[test]
+    fn catch_up_leaves_a_workload_without_marker_alone() {
+        let cm = app_config(&[("a", "1")]);
+        let mut h = Harness::started(mk_settings(), &[&cm], &[&mk_user("web", &[AUTO])]);
+        assert_eq!(h.reconciler.pending(), 0);
+        assert!(h.drain().is_empty());
+    }
+
+    #[test]
+    fn catch_up_takes_reloaders_sha1_of_the_current_data_as_current() {
+        // Migration from Reloader in keyed mode: its marker is not ours, but it
+        // stands for the same data.
+        let cm = app_config(&[("test", "test")]);
+        let web = mk_deployment(
+            NS,
+            "web",
+            &[AUTO],
+            vec![with_var(
+                with_env_from(mk_container("app"), "app-config"),
+                VAR,
+                "b3cefbcce711f8574b0e66c41fc1dcf06eb5b6db",
+            )],
+        );
+        let mut h = Harness::started(mk_settings(), &[&cm], &[&web]);
+        assert_eq!(h.reconciler.pending(), 0);
+        assert!(h.drain().is_empty());
+    }
+
+    #[test]
+    fn catch_up_with_annotations_strategy_compares_last_reloaded_from() {
+        let cm = app_config(&[("a", "1")]);
+        let json = |hash: &str| {
+            serde_json::json!({
+                "type": "CONFIGMAP", "name": "app-config", "namespace": NS,
+                "hash": hash, "containerRefs": ["app"],
+            })
+            .to_string()
+        };
+        let key = crate::decide::annotations::LAST_RELOADED_FROM;
+        let stale = with_template_annotation(mk_user("stale", &[AUTO]), key, &json("old"));
+        let current =
+            with_template_annotation(mk_user("current", &[AUTO]), key, &json(&whole(&cm)));
+        let settings = Settings {
+            plan: mk_plan_settings(Strategy::Annotations),
+            ..mk_settings()
+        };
+        let mut h = Harness::started(settings, &[&cm], &[&stale, &current]);
+        let rollouts = h.drain();
+        assert_eq!(names(&rollouts), ["stale"]);
+        let written: serde_json::Value = serde_json::from_str(
+            rollouts[0]
+                .plan
+                .reloaded_from
+                .as_deref()
+                .expect("an annotation is planned"),
+        )
+        .expect("valid JSON");
+        assert_eq!(written["hash"], whole(&cm));
+    }
+
+    // ---- changes ------------------------------------------------------------------
+
+    #[test]
+    fn a_data_change_rolls_every_concerned_workload_after_the_gather_window() {
+        let v1 = app_config(&[("a", "1")]);
+        let other = mk_deployment(NS, "other", &[AUTO], vec![mk_container("app")]);
+        let mut h = Harness::started(
+            mk_settings(),
+            &[&v1],
+            &[&mk_user("web", &[AUTO]), &mk_user("api", &[AUTO]), &other],
+        );
+        let v2 = app_config(&[("a", "2")]);
+        h.apply_config_map(&v2);
+        assert_eq!(h.reconciler.pending(), 2);
+        h.advance(GATHER - MS);
+        assert!(h.take().is_empty(), "not before the gather window ends");
+        h.advance(MS);
+        let rollouts = h.take();
+        assert_eq!(names(&rollouts), ["api", "web"]);
+        for rollout in &rollouts {
+            assert_eq!(rollout.plan.env, [EnvMarker::new("app", VAR, whole(&v2))]);
+            assert_eq!(rollout.pending, BTreeSet::from([cm_id("app-config")]));
+            assert_eq!(rollout.queued_at + GATHER, h.now);
+        }
+    }
+
+    #[test]
+    fn a_metadata_only_change_rolls_nothing() {
+        let cm = app_config(&[("a", "1")]);
+        let mut h = Harness::started(mk_settings(), &[&cm], &[&mk_user("web", &[AUTO])]);
+        let relabelled = mk_config_map(NS, "app-config", &[("a", "1")], &[("team", "x")]);
+        h.apply_config_map(&relabelled);
+        assert_eq!(h.reconciler.pending(), 0);
+        assert!(h.drain().is_empty());
+        assert!(h.metric("reloader_skipped_total{reason=\"no_data_change\"} 1"));
+    }
+
+    #[test]
+    fn the_env_marker_goes_on_the_container_reloader_picks() {
+        // A sidecar first; `app` mounts a volume of `app-config` that projects
+        // key `a` only: the marker goes on `app`, over key `a`.
+        let v1 = app_config(&[("a", "1"), ("b", "1")]);
+        let web = with_volume(
+            mk_deployment(
+                NS,
+                "web",
+                &[AUTO],
+                vec![
+                    mk_container("sidecar"),
+                    with_mount(mk_container("app"), "config"),
+                ],
+            ),
+            "config",
+            "app-config",
+            &["a"],
+        );
+        let mut h = Harness::started(mk_settings(), &[&v1], &[&web]);
+        let v2 = app_config(&[("a", "2"), ("b", "1")]);
+        h.apply_config_map(&v2);
+        let rollouts = h.take_after_gather();
+        assert_eq!(
+            rollouts[0].plan.env,
+            [EnvMarker::new(
+                "app",
+                "STAKATER_APP_CONFIG_CONFIGMAP",
+                crate::decide::digest::marker(
+                    &mk_key(),
+                    &cm_id("app-config"),
+                    &source_of(&v2).1.digests,
+                    &keys(&["a"]),
+                )
+            )]
+        );
+    }
+
+    // ---- key precision ----------------------------------------------------------
+
+    /// Starts with `app-config` {a: 1, b: 1} and `d`, then changes key `b`.
+    fn change_b(d: &Deployment) -> Harness {
+        let mut h = Harness::started(
+            mk_settings(),
+            &[&app_config(&[("a", "1"), ("b", "1")])],
+            &[d],
+        );
+        h.apply_config_map(&app_config(&[("a", "1"), ("b", "2")]));
+        h
+    }
+
+    #[test]
+    fn a_key_ref_user_of_a_is_not_queued_when_b_changes() {
+        let web = mk_deployment(
+            NS,
+            "web",
+            &[AUTO],
+            vec![with_key_ref(mk_container("app"), "app-config", "a")],
+        );
+        let mut h = change_b(&web);
+        assert_eq!(h.reconciler.pending(), 0);
+        assert!(h.drain().is_empty());
+    }
+
+    #[test]
+    fn a_volume_items_user_of_a_is_not_queued_when_b_changes() {
+        let web = with_volume(
+            mk_deployment(
+                NS,
+                "web",
+                &[AUTO],
+                vec![with_mount(mk_container("app"), "config")],
+            ),
+            "config",
+            "app-config",
+            &["a"],
+        );
+        let mut h = change_b(&web);
+        assert_eq!(h.reconciler.pending(), 0);
+        assert!(h.drain().is_empty());
+    }
+
+    #[test]
+    fn an_env_from_user_is_queued_when_b_changes() {
+        let mut h = change_b(&mk_user("web", &[AUTO]));
+        assert_eq!(names(&h.drain()), ["web"]);
+    }
+
+    #[test]
+    fn a_whole_volume_user_is_queued_when_b_changes() {
+        let web = with_volume(
+            mk_deployment(
+                NS,
+                "web",
+                &[AUTO],
+                vec![with_mount(mk_container("app"), "config")],
+            ),
+            "config",
+            "app-config",
+            &[],
+        );
+        let mut h = change_b(&web);
+        assert_eq!(names(&h.drain()), ["web"]);
+    }
+
+    // ---- decision order ------------------------------------------------------------
+
+    /// Starts with `app-config` v1 and `deployments`, changes it, and returns
+    /// the names of the workloads rolled.
+    fn rolled_on_change(settings: Settings, deployments: &[&Deployment]) -> Vec<String> {
+        let mut h = Harness::started(settings, &[&app_config(&[("a", "1")])], deployments);
+        h.apply_config_map(&app_config(&[("a", "2")]));
+        h.drain().iter().map(|r| r.workload.name.clone()).collect()
+    }
+
+    #[test]
+    fn auto_true_rolls_and_no_annotation_does_not() {
+        let rolled = rolled_on_change(
+            mk_settings(),
+            &[&mk_user("auto", &[AUTO]), &mk_user("plain", &[])],
+        );
+        assert_eq!(rolled, ["auto"]);
+    }
+
+    #[test]
+    fn auto_reload_all_respects_an_explicit_auto_false() {
+        let mut settings = mk_settings();
+        settings.plan.decide = DecideSettings {
+            auto_reload_all: true,
+            ..DecideSettings::default()
+        };
+        let rolled = rolled_on_change(
+            settings,
+            &[
+                &mk_user("plain", &[]),
+                &mk_user("opted-out", &[("reloader.stakater.com/auto", "false")]),
+            ],
+        );
+        assert_eq!(rolled, ["plain"]);
+    }
+
+    #[test]
+    fn a_named_item_matching_an_unreferenced_source_rolls_the_first_container() {
+        let web = mk_deployment(
+            NS,
+            "web",
+            &[("configmap.reloader.stakater.com/reload", "app-.*")],
+            vec![mk_container("first"), mk_container("second")],
+        );
+        let v1 = app_config(&[("a", "1")]);
+        let mut h = Harness::started(mk_settings(), &[&v1], &[&web]);
+        let v2 = app_config(&[("a", "2")]);
+        h.apply_config_map(&v2);
+        let rollouts = h.drain();
+        assert_eq!(names(&rollouts), ["web"]);
+        assert_eq!(
+            rollouts[0].plan.env,
+            [EnvMarker::new("first", VAR, whole(&v2))]
+        );
+    }
+
+    #[test]
+    fn an_ignored_config_map_rolls_nothing() {
+        let ignore = [("reloader.stakater.com/ignore", "true")];
+        let v1 = mk_config_map(NS, "app-config", &[("a", "1")], &ignore);
+        let mut h = Harness::started(mk_settings(), &[&v1], &[&mk_user("web", &[AUTO])]);
+        h.apply_config_map(&mk_config_map(NS, "app-config", &[("a", "2")], &ignore));
+        assert_eq!(h.reconciler.pending(), 0);
+        assert!(h.drain().is_empty());
+    }
+
+    // ---- cooldown ------------------------------------------------------------------
+
+    #[test]
+    fn twenty_rapid_changes_give_two_rollouts_the_last_with_the_final_data() {
+        let mut web = mk_user("web", &[AUTO]);
+        let mut h = Harness::started(mk_settings(), &[&app_config(&[("n", "0")])], &[&web]);
+        let mut done_at = Vec::new();
+        let mut last = app_config(&[("n", "0")]);
+        // One change every 200 ms for 4 s, well within the 10 s cooldown; each
+        // rollout done at once and reported back by the watch.
+        for n in 1..=20 {
+            last = app_config(&[("n", &n.to_string())]);
+            h.apply_config_map(&last);
+            h.advance(Duration::from_millis(200));
+            for rollout in h.take() {
+                web = roll(web, &rollout.plan);
+                h.finish(rollout, Outcome::Done);
+                done_at.push(h.now);
+                h.apply_deployment(&web);
+            }
+        }
+        assert_eq!(done_at.len(), 1, "the first change rolls at once");
+        assert_eq!(h.reconciler.next_due(), Some(done_at[0] + COOLDOWN));
+        let trailing = h.drain();
+        assert_eq!(trailing.len(), 1, "then one trailing rollout");
+        assert_eq!(
+            trailing[0].plan.env,
+            [EnvMarker::new("app", VAR, whole(&last))]
+        );
+    }
+
+    #[test]
+    fn two_config_maps_changed_within_the_gather_window_give_one_rollout() {
+        let web = mk_deployment(
+            NS,
+            "web",
+            &[AUTO],
+            vec![with_env_from(
+                with_env_from(mk_container("app"), "app-config"),
+                "feature-flags",
+            )],
+        );
+        let flags = |v: &str| mk_config_map(NS, "feature-flags", &[("on", v)], &[]);
+        let mut h = Harness::started(
+            mk_settings(),
+            &[&app_config(&[("a", "1")]), &flags("no")],
+            &[&web],
+        );
+        let (config2, flags2) = (app_config(&[("a", "2")]), flags("yes"));
+        h.apply_config_map(&config2);
+        h.advance(GATHER / 2);
+        h.apply_config_map(&flags2);
+        let rollouts = h.drain();
+        assert_eq!(rollouts.len(), 1);
+        assert_eq!(
+            rollouts[0].plan.env,
+            [
+                EnvMarker::new("app", VAR, whole(&config2)),
+                EnvMarker::new("app", "STAKATER_FEATURE_FLAGS_CONFIGMAP", whole(&flags2)),
+            ]
+        );
+        assert!(h.metric("rekindle_operator_rollouts_coalesced_total 1"));
+    }
+
+    #[test]
+    fn a_change_during_a_rollout_waits_for_the_cooldown() {
+        let mut web = mk_user("web", &[AUTO]);
+        let mut h = Harness::started(mk_settings(), &[&app_config(&[("n", "0")])], &[&web]);
+        h.apply_config_map(&app_config(&[("n", "1")]));
+        let first = h.take_after_gather().remove(0);
+        // The rollout is in flight when the next change arrives.
+        h.advance(GATHER);
+        let last = app_config(&[("n", "2")]);
+        h.apply_config_map(&last);
+        h.advance(GATHER);
+        web = roll(web, &first.plan);
+        h.finish(first, Outcome::Done);
+        h.apply_deployment(&web);
+        let done_at = h.now;
+        assert!(h.take_after_gather().is_empty());
+        assert_eq!(h.reconciler.next_due(), Some(done_at + COOLDOWN));
+        let trailing = h.drain();
+        assert_eq!(
+            trailing[0].plan.env,
+            [EnvMarker::new("app", VAR, whole(&last))]
+        );
+    }
+
+    #[test]
+    fn a_value_already_on_the_workload_rolls_nothing() {
+        // Changed and changed back within the gather window: the marker on the
+        // workload is the one the final data gives.
+        let v1 = app_config(&[("a", "1")]);
+        let web = mk_deployment(
+            NS,
+            "web",
+            &[AUTO],
+            vec![with_var(
+                with_env_from(mk_container("app"), "app-config"),
+                VAR,
+                &whole(&v1),
+            )],
+        );
+        let mut h = Harness::started(mk_settings(), &[&v1], &[&web]);
+        h.apply_config_map(&app_config(&[("a", "2")]));
+        h.apply_config_map(&v1);
+        assert_eq!(h.reconciler.pending(), 1);
+        assert!(h.drain().is_empty());
+        assert!(h.metric("reloader_skipped_total{reason=\"strategy_not_updated\"} 1"));
+    }
+
+    // ---- outcomes ----------------------------------------------------------------------
+
+    #[test]
+    fn a_failed_rollout_is_retried_with_backoff_keeping_its_sources() {
+        let mut h = Harness::started(
+            mk_settings(),
+            &[&app_config(&[("a", "1")])],
+            &[&mk_user("web", &[AUTO])],
+        );
+        h.apply_config_map(&app_config(&[("a", "2")]));
+        let first = h.take_after_gather().remove(0);
+        h.finish(first.clone(), Outcome::Failed);
+
+        h.advance(Duration::from_secs(1) - MS);
+        assert!(h.take().is_empty(), "not before 1 s");
+        h.advance(MS);
+        let second = h.take().remove(0);
+        assert_eq!(second.pending, first.pending);
+        assert_eq!(second.plan, first.plan);
+        assert_eq!(second.queued_at, first.queued_at);
+        h.finish(second, Outcome::Failed);
+
+        h.advance(Duration::from_secs(2) - MS);
+        assert!(h.take().is_empty(), "not before 2 s");
+        h.advance(MS);
+        let third = h.take().remove(0);
+        assert_eq!(third.pending, first.pending);
+        h.finish(third, Outcome::Done);
+        assert!(h.drain().is_empty());
+    }
+
+    #[test]
+    fn the_backoff_starts_over_after_a_retry_found_nothing_to_do() {
+        let v1 = app_config(&[("a", "1")]);
+        let web = mk_user("web", &[AUTO]);
+        let mut h = Harness::started(mk_settings(), &[&v1], &[&web]);
+        let v2 = app_config(&[("a", "2")]);
+        h.apply_config_map(&v2);
+        let failed = h.take_after_gather().remove(0);
+        h.finish(failed.clone(), Outcome::Failed);
+        // The write went through after all: the watch shows the marker.
+        h.apply_deployment(&roll(web.clone(), &failed.plan));
+        h.advance(Duration::from_secs(1));
+        assert!(h.take().is_empty());
+        // Much later, a new change fails once: retried after 1 s again.
+        h.advance(COOLDOWN);
+        h.apply_config_map(&app_config(&[("a", "3")]));
+        let again = h.take_after_gather().remove(0);
+        h.finish(again, Outcome::Failed);
+        h.advance(Duration::from_secs(1));
+        assert_eq!(names(&h.take()), ["web"]);
+    }
+
+    #[test]
+    fn a_gone_workload_is_forgotten() {
+        let mut h = Harness::started(
+            mk_settings(),
+            &[&app_config(&[("a", "1")])],
+            &[&mk_user("web", &[AUTO])],
+        );
+        h.apply_config_map(&app_config(&[("a", "2")]));
+        let rollout = h.take_after_gather().remove(0);
+        h.finish(rollout, Outcome::Gone);
+        assert!(h.reconciler.workload(&deploy_id("web")).is_none());
+        assert_eq!(h.reconciler.cached(), (1, 0));
+        h.apply_config_map(&app_config(&[("a", "3")]));
+        assert_eq!(h.reconciler.pending(), 0);
+        assert!(h.drain().is_empty());
+    }
+
+    // ---- re-lists ------------------------------------------------------------------------
+
+    #[test]
+    fn a_relist_with_changed_data_rolls() {
+        let mut h = Harness::started(
+            mk_settings(),
+            &[&app_config(&[("a", "1")])],
+            &[&mk_user("web", &[AUTO])],
+        );
+        let v2 = app_config(&[("a", "2")]);
+        h.list_config_maps(&[&v2]);
+        let rollouts = h.drain();
+        assert_eq!(names(&rollouts), ["web"]);
+        assert_eq!(
+            rollouts[0].plan.env,
+            [EnvMarker::new("app", VAR, whole(&v2))]
+        );
+    }
+
+    #[test]
+    fn a_relist_with_identical_data_rolls_nothing() {
+        // Even with reload-on-create: a listed object already known is no
+        // creation.
+        let cm = app_config(&[("a", "1")]);
+        let web = mk_user("web", &[AUTO]);
+        let settings = Settings {
+            reload_on_create: true,
+            ..mk_settings()
+        };
+        let mut h = Harness::started(settings, &[&cm], &[&web]);
+        h.list_config_maps(&[&cm]);
+        h.list_deployments(&[&web]);
+        assert_eq!(h.reconciler.cached(), (1, 1));
+        assert!(h.drain().is_empty());
+    }
+
+    #[test]
+    fn an_object_missing_from_a_relist_is_removed() {
+        let cm = app_config(&[("a", "1")]);
+        let mut h = Harness::started(mk_settings(), &[&cm], &[&mk_user("web", &[AUTO])]);
+        h.list_config_maps(&[]);
+        assert_eq!(h.reconciler.cached(), (0, 1));
+        h.list_deployments(&[]);
+        assert_eq!(h.reconciler.cached(), (0, 0));
+        assert!(h.drain().is_empty(), "without reload-on-delete");
+    }
+
+    #[test]
+    fn a_workload_missing_from_a_relist_loses_its_pending_rollout() {
+        let mut h = Harness::started(
+            mk_settings(),
+            &[&app_config(&[("a", "1")])],
+            &[&mk_user("web", &[AUTO])],
+        );
+        h.apply_config_map(&app_config(&[("a", "2")]));
+        assert_eq!(h.reconciler.pending(), 1);
+        h.list_deployments(&[]);
+        assert_eq!(h.reconciler.pending(), 0);
+        assert!(h.drain().is_empty());
+    }
+
+    #[test]
+    fn a_relist_of_one_namespace_keeps_the_others() {
+        let stream = |ns: &str| StreamId {
+            watched: Watched::Source(SourceKind::ConfigMap),
+            namespace: Some(ns.to_owned()),
+        };
+        let metrics = Metrics::new(false);
+        let now = Instant::now();
+        let mut reconciler = Reconciler::new(mk_settings(), [stream("a"), stream("b")]);
+        for ns in ["a", "b"] {
+            let cm = mk_config_map(ns, "app-config", &[("k", "v")], &[]);
+            for event in [
+                StreamEvent::Relisting,
+                StreamEvent::Listed(cm_object(&cm)),
+                StreamEvent::ListDone,
+            ] {
+                let stream = stream(ns);
+                reconciler.handle(now, Message { stream, event }, &metrics);
+            }
+        }
+        assert_eq!(reconciler.cached(), (2, 0));
+        for event in [StreamEvent::Relisting, StreamEvent::ListDone] {
+            let stream = stream("a");
+            reconciler.handle(now, Message { stream, event }, &metrics);
+        }
+        assert_eq!(reconciler.cached(), (1, 0));
+    }
+
+    #[test]
+    fn with_reload_on_delete_an_object_missing_from_a_relist_removes_the_marker() {
+        let cm = app_config(&[("a", "1")]);
+        let web = mk_deployment(
+            NS,
+            "web",
+            &[AUTO],
+            vec![with_var(
+                with_env_from(mk_container("app"), "app-config"),
+                VAR,
+                &whole(&cm),
+            )],
+        );
+        let mut h = Harness::started(with_reload_on_delete(mk_settings()), &[&cm], &[&web]);
+        h.list_config_maps(&[]);
+        assert_eq!(h.reconciler.pending(), 1);
+        let rollouts = h.drain();
+        assert_eq!(names(&rollouts), ["web"]);
+        assert_eq!(rollouts[0].plan.remove, [(0, 0, VAR.to_owned())]);
+        assert!(rollouts[0].plan.env.is_empty());
+    }
+
+    #[test]
+    fn with_reload_on_delete_a_deleted_config_map_removes_the_marker() {
+        let cm = app_config(&[("a", "1")]);
+        let web = mk_deployment(
+            NS,
+            "web",
+            &[AUTO],
+            vec![with_var(
+                with_env_from(mk_container("app"), "app-config"),
+                VAR,
+                &whole(&cm),
+            )],
+        );
+        let mut h = Harness::started(with_reload_on_delete(mk_settings()), &[&cm], &[&web]);
+        h.delete_config_map(&cm);
+        let rollouts = h.drain();
+        assert_eq!(rollouts[0].plan.remove, [(0, 0, VAR.to_owned())]);
+    }
+
+    #[test]
+    fn without_reload_on_delete_a_deleted_config_map_rolls_nothing() {
+        let cm = app_config(&[("a", "1")]);
+        let web = mk_deployment(
+            NS,
+            "web",
+            &[AUTO],
+            vec![with_var(
+                with_env_from(mk_container("app"), "app-config"),
+                VAR,
+                &whole(&cm),
+            )],
+        );
+        let mut h = Harness::started(mk_settings(), &[&cm], &[&web]);
+        h.delete_config_map(&cm);
+        assert_eq!(h.reconciler.cached(), (0, 1));
+        assert!(h.drain().is_empty());
+    }
+
+    #[test]
+    fn an_ignored_config_map_deleted_with_reload_on_delete_rolls_nothing() {
+        let cm = mk_config_map(
+            NS,
+            "app-config",
+            &[("a", "1")],
+            &[("reloader.stakater.com/ignore", "true")],
+        );
+        let web = mk_deployment(
+            NS,
+            "web",
+            &[AUTO],
+            vec![with_var(
+                with_env_from(mk_container("app"), "app-config"),
+                VAR,
+                "written-before-the-ignore",
+            )],
+        );
+        let mut h = Harness::started(with_reload_on_delete(mk_settings()), &[&cm], &[&web]);
+        h.delete_config_map(&cm);
+        assert!(h.drain().is_empty());
+    }
+
+    #[test]
+    fn an_ignored_config_map_missing_from_a_relist_rolls_nothing() {
+        let cm = mk_config_map(
+            NS,
+            "app-config",
+            &[("a", "1")],
+            &[("reloader.stakater.com/ignore", "true")],
+        );
+        let web = mk_deployment(
+            NS,
+            "web",
+            &[AUTO],
+            vec![with_var(
+                with_env_from(mk_container("app"), "app-config"),
+                VAR,
+                "written-before-the-ignore",
+            )],
+        );
+        let mut h = Harness::started(with_reload_on_delete(mk_settings()), &[&cm], &[&web]);
+        h.list_config_maps(&[]);
+        assert_eq!(h.reconciler.cached(), (0, 1));
+        assert!(h.drain().is_empty());
+    }
+
+    /// `web` with `search: "true"`, carrying a marker for `app-config`.
+    fn mk_searching_user() -> Deployment {
+        mk_deployment(
+            NS,
+            "web",
+            &[("reloader.stakater.com/search", "true")],
+            vec![with_var(
+                with_env_from(mk_container("app"), "app-config"),
+                VAR,
+                "some-earlier-value",
+            )],
+        )
+    }
+
+    #[test]
+    fn a_matched_config_map_deleted_with_reload_on_delete_rolls_a_search_workload() {
+        let cm = mk_config_map(
+            NS,
+            "app-config",
+            &[("a", "1")],
+            &[("reloader.stakater.com/match", "true")],
+        );
+        let web = mk_searching_user();
+        let mut h = Harness::started(with_reload_on_delete(mk_settings()), &[&cm], &[&web]);
+        h.delete_config_map(&cm);
+        let rollouts = h.drain();
+        assert_eq!(names(&rollouts), ["web"]);
+        assert_eq!(rollouts[0].plan.remove, [(0, 0, VAR.to_owned())]);
+    }
+
+    #[test]
+    fn an_unmatched_config_map_deleted_with_reload_on_delete_rolls_no_search_workload() {
+        let cm = app_config(&[("a", "1")]);
+        let web = mk_searching_user();
+        let mut h = Harness::started(with_reload_on_delete(mk_settings()), &[&cm], &[&web]);
+        h.delete_config_map(&cm);
+        assert_eq!(h.reconciler.pending(), 0);
+        assert!(h.drain().is_empty());
+    }
+
+    #[test]
+    fn annotations_strategy_delete_writes_reloaders_delete_hash() {
+        let cm = app_config(&[("a", "1")]);
+        let mut settings = with_reload_on_delete(mk_settings());
+        settings.plan.strategy = Strategy::Annotations;
+        let mut h = Harness::started(settings, &[&cm], &[&mk_user("web", &[AUTO])]);
+        h.delete_config_map(&cm);
+        let rollouts = h.drain();
+        let written: serde_json::Value = serde_json::from_str(
+            rollouts[0]
+                .plan
+                .reloaded_from
+                .as_deref()
+                .expect("an annotation is planned"),
+        )
+        .expect("valid JSON");
+        assert_eq!(
+            written["hash"],
+            sha1_hex(b"__RELOADER_EMPTY_DELETE_MARKER__")
+        );
+    }
+
+    // ---- create --------------------------------------------------------------------------
+
+    #[test]
+    fn reload_on_create_rolls_the_users_of_a_new_source() {
+        let settings = Settings {
+            reload_on_create: true,
+            ..mk_settings()
+        };
+        let mut h = Harness::started(settings, &[], &[&mk_user("web", &[AUTO])]);
+        let cm = app_config(&[("a", "1")]);
+        h.apply_config_map(&cm);
+        let rollouts = h.drain();
+        assert_eq!(names(&rollouts), ["web"]);
+        assert_eq!(
+            rollouts[0].plan.env,
+            [EnvMarker::new("app", VAR, whole(&cm))]
+        );
+    }
+
+    #[test]
+    fn without_reload_on_create_a_new_source_rolls_nothing() {
+        let mut h = Harness::started(mk_settings(), &[], &[&mk_user("web", &[AUTO])]);
+        h.apply_config_map(&app_config(&[("a", "1")]));
+        assert_eq!(h.reconciler.cached(), (1, 1));
+        assert!(h.drain().is_empty());
+    }
+
+    // ---- namespaces --------------------------------------------------------------------
+
+    fn ignoring_team() -> Settings {
+        Settings {
+            ignored_namespaces: BTreeSet::from([NS.to_owned()]),
+            ..mk_settings()
+        }
+    }
+
+    #[test]
+    fn a_change_in_an_ignored_namespace_rolls_nothing() {
+        let rolled = rolled_on_change(ignoring_team(), &[&mk_user("web", &[AUTO])]);
+        assert!(rolled.is_empty());
+    }
+
+    #[test]
+    fn a_change_in_another_namespace_still_rolls() {
+        let settings = Settings {
+            ignored_namespaces: BTreeSet::from(["elsewhere".to_owned()]),
+            ..mk_settings()
+        };
+        let rolled = rolled_on_change(settings, &[&mk_user("web", &[AUTO])]);
+        assert_eq!(rolled, ["web"]);
+    }
+
+    #[test]
+    fn a_change_rolls_only_users_in_its_namespace() {
+        let here = app_config(&[("a", "1")]);
+        let there = mk_config_map("elsewhere", "app-config", &[("a", "1")], &[]);
+        let far_user = mk_deployment(
+            "elsewhere",
+            "web",
+            &[AUTO],
+            vec![with_env_from(mk_container("app"), "app-config")],
+        );
+        let mut h = Harness::started(
+            mk_settings(),
+            &[&here, &there],
+            &[&mk_user("web", &[AUTO]), &far_user],
+        );
+        h.apply_config_map(&app_config(&[("a", "2")]));
+        let rollouts = h.drain();
+        assert_eq!(rollouts.len(), 1);
+        assert_eq!(rollouts[0].workload, deploy_id("web"));
+    }
+
+    #[test]
+    fn catch_up_skips_ignored_namespaces() {
+        let cm = app_config(&[("a", "2")]);
+        let web = mk_deployment(
+            NS,
+            "web",
+            &[AUTO],
+            vec![with_var(
+                with_env_from(mk_container("app"), "app-config"),
+                VAR,
+                "written-for-older-data",
+            )],
+        );
+        let mut h = Harness::started(ignoring_team(), &[&cm], &[&web]);
+        assert!(h.drain().is_empty());
+    }
+
+    // ---- hash modes --------------------------------------------------------------------
+
+    #[test]
+    fn with_reloader_sha1_a_change_to_an_unread_key_leaves_no_stale_marker() {
+        // The SHA-1 covers the whole object: if a change to key `b` did not
+        // roll a user of key `a`, its marker would be stale from then on and
+        // the next start or leader change would roll it, at a surprising time.
+        let mut settings = mk_settings();
+        settings.plan.hash = HashMode::ReloaderSha1;
+        let v1 = app_config(&[("a", "1"), ("b", "1")]);
+        let v2 = app_config(&[("a", "1"), ("b", "2")]);
+        let web = mk_deployment(
+            NS,
+            "web",
+            &[AUTO],
+            vec![with_var(
+                with_key_ref(mk_container("app"), "app-config", "a"),
+                VAR,
+                &source_of(&v1).1.reloader_sha1,
+            )],
+        );
+        let mut h = Harness::started(settings.clone(), &[&v1], &[&web]);
+        h.apply_config_map(&v2);
+        let rollouts = h.drain();
+        assert_eq!(names(&rollouts), ["web"], "the SHA-1 changed: roll now");
+        let web = roll(web, &rollouts[0].plan);
+        // Restart.
+        let mut restarted = Harness::started(settings, &[&v2], &[&web]);
+        assert!(restarted.drain().is_empty(), "nothing left to catch up");
     }
 }

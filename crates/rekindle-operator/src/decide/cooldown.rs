@@ -120,9 +120,14 @@ impl Cooldown {
     }
 
     /// Records that `workload` was rolled at `now`: the next change waits for
-    /// the period.
+    /// the period, and so does one that arrived while the rollout was in
+    /// flight (it was not in that rollout, and must not make a third one).
     pub fn rolled(&mut self, workload: &WorkloadId, now: Instant) {
-        self.slots.entry(workload.clone()).or_default().last_rollout = Some(now);
+        let slot = self.slots.entry(workload.clone()).or_default();
+        slot.last_rollout = Some(now);
+        if let Some(pending) = &mut slot.pending {
+            pending.due = pending.due.max(now + self.period);
+        }
     }
 
     /// Puts sources back after a failed attempt, due no earlier than `due`. A
@@ -269,6 +274,22 @@ mod tests {
             cooldown.enqueue(t0, &web, &mk_source("a")),
             Queued::New { due: t0 }
         );
+    }
+
+    #[test]
+    fn a_change_made_during_a_rollout_waits_for_the_period() {
+        let t0 = Instant::now();
+        let mut cooldown = Cooldown::new(PERIOD, WINDOW);
+        let web = mk_workload("web");
+        cooldown.enqueue(t0, &web, &mk_source("a"));
+        assert_eq!(cooldown.take_due(t0 + WINDOW).len(), 1);
+        // In flight: the next change is queued before the rollout is done.
+        cooldown.enqueue(t0 + ms(150), &web, &mk_source("a"));
+        let done = t0 + ms(400);
+        cooldown.rolled(&web, done);
+        assert_eq!(cooldown.next_due(), Some(done + PERIOD));
+        assert!(cooldown.take_due(done + PERIOD - ms(1)).is_empty());
+        assert_eq!(cooldown.take_due(done + PERIOD).len(), 1);
     }
 
     #[test]

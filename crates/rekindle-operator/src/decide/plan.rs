@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::decide::annotations::SourceFlags;
 use crate::decide::decision::{DecideSettings, Decision, SkipReason, Trigger, decide};
 use crate::decide::digest::{MarkerKey, marker};
 use crate::decide::envname::env_var_name;
@@ -103,19 +104,25 @@ impl Plan {
 struct Want {
     container: String,
     value: String,
-    keys: KeyUse,
 }
 
-/// Decides which container and value a source wants on a workload, or why it
-/// wants nothing. `entry` is `None` for a deleted source.
-fn want(
+/// The flags a deleted source is planned with. It was selected with its last
+/// annotations when it was queued (see [`selects`]); its entry is gone and
+/// `ignore`/`match` cannot be read again, so the decision made then stands.
+const GONE: SourceFlags = SourceFlags {
+    ignore: false,
+    matched: true,
+};
+
+/// Decides which container a source's marker goes on and which of its keys
+/// the marker covers, or why it wants nothing.
+fn choose(
     id: &WorkloadId,
     workload: &WorkloadEntry,
     source: &SourceId,
-    entry: Option<&SourceEntry>,
+    flags: SourceFlags,
     settings: &PlanSettings,
-) -> Result<Want, NoChange> {
-    let flags = entry.map(|e| e.flags).unwrap_or_default();
+) -> Result<(String, KeyUse), NoChange> {
     let trigger = match decide(id.kind, &workload.rules, source, flags, &settings.decide) {
         Decision::Skip(reason) => return Err(NoChange::NotSelected(reason)),
         Decision::Reload(trigger) => trigger,
@@ -131,6 +138,27 @@ fn want(
         },
         (None, Trigger::Auto) => return Err(NoChange::Unused),
     };
+    let keys = match settings.hash {
+        HashMode::Keyed(_) => keys,
+        // Reloader's SHA-1 covers every key: if a change to a key the workload
+        // does not read left it alone, its marker would be stale from then on
+        // and the next start or leader change would roll it.
+        HashMode::ReloaderSha1 => KeyUse::All,
+    };
+    Ok((container, keys))
+}
+
+/// The container and value a source wants on a workload, or why it wants
+/// nothing. `entry` is `None` for a deleted source.
+fn want(
+    id: &WorkloadId,
+    workload: &WorkloadEntry,
+    source: &SourceId,
+    entry: Option<&SourceEntry>,
+    settings: &PlanSettings,
+) -> Result<Want, NoChange> {
+    let flags = entry.map_or(GONE, |e| e.flags);
+    let (container, keys) = choose(id, workload, source, flags, settings)?;
     let value = match entry {
         None => String::new(),
         Some(entry) => match &settings.hash {
@@ -138,24 +166,20 @@ fn want(
             HashMode::ReloaderSha1 => entry.reloader_sha1.clone(),
         },
     };
-    Ok(Want {
-        container,
-        value,
-        keys,
-    })
+    Ok(Want { container, value })
 }
 
 /// Which keys of `source` matter to `workload`, or why none do: the check made
-/// when a change arrives, before the workload is queued. `entry` is `None` for a
-/// deleted source.
+/// when a change arrives, before the workload is queued. `flags` are the
+/// source's (for a deleted source, as they were before it went).
 pub fn selects(
     id: &WorkloadId,
     workload: &WorkloadEntry,
     source: &SourceId,
-    entry: Option<&SourceEntry>,
+    flags: SourceFlags,
     settings: &PlanSettings,
 ) -> Result<KeyUse, NoChange> {
-    want(id, workload, source, entry, settings).map(|want| want.keys)
+    choose(id, workload, source, flags, settings).map(|(_, keys)| keys)
 }
 
 /// Whether `current` (a value found on the workload) stands for the data in
@@ -275,4 +299,687 @@ pub fn stale_sources(
 fn current_env(refs: &TemplateRefs, container: &str, source: &SourceId) -> Option<String> {
     refs.marker(container, &env_var_name(source.kind, &source.name))
         .map(str::to_owned)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    //! Plan-level rules, with workloads and sources built from real API objects
+    //! and reduced by [`crate::index::objects`], as in production. The `mk_*`
+    //! builders are shared with the reconciler's tests.
+
+    use super::*;
+    use crate::decide::annotations::{AnnotationNames, LAST_RELOADED_FROM};
+    use crate::decide::digest::sha1_hex;
+    use crate::index::objects::{self, WorkloadSettings};
+    use crate::model::SourceKind;
+    use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+    use k8s_openapi::api::core::v1::{
+        ConfigMap, ConfigMapEnvSource, ConfigMapKeySelector, ConfigMapVolumeSource, Container,
+        EnvFromSource, EnvVar, EnvVarSource, KeyToPath, PodSpec, PodTemplateSpec, Volume,
+        VolumeMount,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use std::collections::BTreeMap;
+
+    // ---- builders (shared with `reconcile::tests`) --------------------------
+
+    pub(crate) const NS: &str = "team";
+
+    pub(crate) fn mk_key() -> MarkerKey {
+        MarkerKey::new([7; 32])
+    }
+
+    fn mk_map(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
+        (!pairs.is_empty()).then(|| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        })
+    }
+
+    fn mk_meta(ns: &str, name: &str, annotations: &[(&str, &str)]) -> ObjectMeta {
+        ObjectMeta {
+            namespace: Some(ns.to_owned()),
+            name: Some(name.to_owned()),
+            uid: Some(format!("uid-{ns}-{name}")),
+            annotations: mk_map(annotations),
+            ..ObjectMeta::default()
+        }
+    }
+
+    pub(crate) fn mk_config_map(
+        ns: &str,
+        name: &str,
+        data: &[(&str, &str)],
+        annotations: &[(&str, &str)],
+    ) -> ConfigMap {
+        ConfigMap {
+            metadata: mk_meta(ns, name, annotations),
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+            ..ConfigMap::default()
+        }
+    }
+
+    pub(crate) fn mk_container(name: &str) -> Container {
+        Container {
+            name: name.to_owned(),
+            ..Container::default()
+        }
+    }
+
+    /// `envFrom: configMapRef`: the whole ConfigMap.
+    pub(crate) fn with_env_from(mut c: Container, cm: &str) -> Container {
+        c.env_from.get_or_insert_with(Vec::new).push(EnvFromSource {
+            config_map_ref: Some(ConfigMapEnvSource {
+                name: cm.to_owned(),
+                optional: None,
+            }),
+            ..EnvFromSource::default()
+        });
+        c
+    }
+
+    /// `env[].valueFrom.configMapKeyRef`: one key.
+    pub(crate) fn with_key_ref(mut c: Container, cm: &str, key: &str) -> Container {
+        c.env.get_or_insert_with(Vec::new).push(EnvVar {
+            name: format!("FROM_{}", key.to_uppercase()),
+            value_from: Some(EnvVarSource {
+                config_map_key_ref: Some(ConfigMapKeySelector {
+                    name: cm.to_owned(),
+                    key: key.to_owned(),
+                    optional: None,
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        });
+        c
+    }
+
+    pub(crate) fn with_mount(mut c: Container, volume: &str) -> Container {
+        c.volume_mounts
+            .get_or_insert_with(Vec::new)
+            .push(VolumeMount {
+                name: volume.to_owned(),
+                mount_path: format!("/etc/{volume}"),
+                ..VolumeMount::default()
+            });
+        c
+    }
+
+    /// A plain env var, e.g. a marker written earlier.
+    pub(crate) fn with_var(mut c: Container, var: &str, value: &str) -> Container {
+        c.env.get_or_insert_with(Vec::new).push(EnvVar {
+            name: var.to_owned(),
+            value: Some(value.to_owned()),
+            ..EnvVar::default()
+        });
+        c
+    }
+
+    pub(crate) fn mk_deployment(
+        ns: &str,
+        name: &str,
+        annotations: &[(&str, &str)],
+        containers: Vec<Container>,
+    ) -> Deployment {
+        Deployment {
+            metadata: mk_meta(ns, name, annotations),
+            spec: Some(DeploymentSpec {
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta::default()),
+                    spec: Some(PodSpec {
+                        containers,
+                        ..PodSpec::default()
+                    }),
+                },
+                ..DeploymentSpec::default()
+            }),
+            ..Deployment::default()
+        }
+    }
+
+    fn template(d: &mut Deployment) -> &mut PodTemplateSpec {
+        &mut d.spec.as_mut().expect("built by mk_deployment").template
+    }
+
+    /// A ConfigMap volume; `items` empty projects every key.
+    pub(crate) fn with_volume(
+        mut d: Deployment,
+        volume: &str,
+        cm: &str,
+        items: &[&str],
+    ) -> Deployment {
+        let items = (!items.is_empty()).then(|| {
+            items
+                .iter()
+                .map(|k| KeyToPath {
+                    key: (*k).to_owned(),
+                    path: (*k).to_owned(),
+                    mode: None,
+                })
+                .collect()
+        });
+        let spec = template(&mut d)
+            .spec
+            .as_mut()
+            .expect("built by mk_deployment");
+        spec.volumes.get_or_insert_with(Vec::new).push(Volume {
+            name: volume.to_owned(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: cm.to_owned(),
+                items,
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+        d
+    }
+
+    /// A pod-template annotation, e.g. `last-reloaded-from`.
+    pub(crate) fn with_template_annotation(
+        mut d: Deployment,
+        key: &str,
+        value: &str,
+    ) -> Deployment {
+        let meta = template(&mut d)
+            .metadata
+            .get_or_insert_with(ObjectMeta::default);
+        meta.annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(key.to_owned(), value.to_owned());
+        d
+    }
+
+    /// What the executor would write: the plan applied to the object, so that
+    /// the workload the watch then reports carries the new markers.
+    pub(crate) fn roll(mut d: Deployment, plan: &Plan) -> Deployment {
+        let spec = template(&mut d)
+            .spec
+            .as_mut()
+            .expect("built by mk_deployment");
+        for (c, e, _) in &plan.remove {
+            spec.containers[*c]
+                .env
+                .as_mut()
+                .expect("a marker to remove is in env")
+                .remove(*e);
+        }
+        for marker in &plan.env {
+            let container = spec
+                .containers
+                .iter_mut()
+                .find(|c| c.name == marker.container)
+                .expect("the plan names a container of the template");
+            let env = container.env.get_or_insert_with(Vec::new);
+            match env.iter_mut().find(|v| v.name == marker.name) {
+                Some(var) => var.value = Some(marker.value.clone()),
+                None => env.push(EnvVar {
+                    name: marker.name.clone(),
+                    value: Some(marker.value.clone()),
+                    ..EnvVar::default()
+                }),
+            }
+        }
+        if let Some(json) = &plan.reloaded_from {
+            d = with_template_annotation(d, LAST_RELOADED_FROM, json);
+        }
+        d
+    }
+
+    pub(crate) fn source_of(cm: &ConfigMap) -> (SourceId, SourceEntry) {
+        objects::config_map(cm, &AnnotationNames::default())
+    }
+
+    pub(crate) fn workload_of(d: &Deployment) -> (WorkloadId, WorkloadEntry) {
+        objects::deployment(d, &WorkloadSettings::default())
+    }
+
+    pub(crate) fn mk_plan_settings(strategy: Strategy) -> PlanSettings {
+        PlanSettings {
+            strategy,
+            hash: HashMode::Keyed(mk_key()),
+            decide: DecideSettings::default(),
+            reload_on_delete: false,
+        }
+    }
+
+    /// The keyed marker of `cm` for the keys `used`, computed independently of
+    /// the plan.
+    pub(crate) fn keyed_marker(cm: &ConfigMap, used: &KeyUse) -> String {
+        let (id, entry) = source_of(cm);
+        marker(&mk_key(), &id, &entry.digests, used)
+    }
+
+    pub(crate) fn keys(names: &[&str]) -> KeyUse {
+        KeyUse::Keys(names.iter().map(|n| (*n).to_owned()).collect())
+    }
+
+    pub(crate) const AUTO: (&str, &str) = ("reloader.stakater.com/auto", "true");
+    pub(crate) const VAR: &str = "STAKATER_APP_CONFIG_CONFIGMAP";
+
+    // ---- plan-level helpers ------------------------------------------------
+
+    fn mk_index(cms: &[&ConfigMap]) -> SourceIndex {
+        let mut index = SourceIndex::default();
+        for cm in cms {
+            let (id, entry) = source_of(cm);
+            index.apply(id, entry);
+        }
+        index
+    }
+
+    fn app_config(data: &[(&str, &str)]) -> ConfigMap {
+        mk_config_map(NS, "app-config", data, &[])
+    }
+
+    fn app_config_id() -> SourceId {
+        SourceId::new(SourceKind::ConfigMap, NS, "app-config")
+    }
+
+    /// `web` with `auto: "true"`, a sidecar first and `app` reading the
+    /// ConfigMap through `envFrom`, so that the chosen container is not simply
+    /// the first.
+    fn mk_web(app: Container) -> Deployment {
+        mk_deployment(
+            NS,
+            "web",
+            &[AUTO],
+            vec![mk_container("sidecar"), with_env_from(app, "app-config")],
+        )
+    }
+
+    fn plan_for(d: &Deployment, sources: &SourceIndex, settings: &PlanSettings) -> Plan {
+        let (id, entry) = workload_of(d);
+        plan(
+            &id,
+            &entry,
+            &BTreeSet::from([app_config_id()]),
+            sources,
+            settings,
+        )
+    }
+
+    fn reloaded_from_json(plan: &Plan) -> serde_json::Value {
+        serde_json::from_str(
+            plan.reloaded_from
+                .as_deref()
+                .expect("an annotation is planned"),
+        )
+        .expect("valid JSON")
+    }
+
+    /// SHA-1 of `__RELOADER_EMPTY_DELETE_MARKER__`, computed outside this crate.
+    const RELOADER_DELETE_HASH: &str = "aae45badef99284e4dae01d6046154ea9d99532f";
+
+    // ---- env-vars strategy ---------------------------------------------------
+
+    #[test]
+    fn env_vars_sets_the_keyed_marker_on_the_container_that_uses_the_source() {
+        let cm = app_config(&[("a", "1")]);
+        let plan = plan_for(
+            &mk_web(mk_container("app")),
+            &mk_index(&[&cm]),
+            &mk_plan_settings(Strategy::EnvVars),
+        );
+        assert_eq!(
+            plan.env,
+            [EnvMarker::new("app", VAR, keyed_marker(&cm, &KeyUse::All))]
+        );
+        assert_eq!(plan.reloaded_from, None);
+        assert!(plan.remove.is_empty());
+        assert_eq!(plan.because, [app_config_id()]);
+    }
+
+    #[test]
+    fn env_vars_marker_covers_only_the_used_keys() {
+        let cm = app_config(&[("a", "1"), ("b", "2")]);
+        let web = mk_deployment(
+            NS,
+            "web",
+            &[AUTO],
+            vec![with_key_ref(mk_container("app"), "app-config", "a")],
+        );
+        let plan = plan_for(
+            &web,
+            &mk_index(&[&cm]),
+            &mk_plan_settings(Strategy::EnvVars),
+        );
+        assert_eq!(plan.env[0].value, keyed_marker(&cm, &keys(&["a"])));
+        assert_ne!(plan.env[0].value, keyed_marker(&cm, &KeyUse::All));
+    }
+
+    #[test]
+    fn env_vars_with_the_value_already_there_plans_nothing() {
+        let cm = app_config(&[("a", "1")]);
+        let current = keyed_marker(&cm, &KeyUse::All);
+        let web = mk_web(with_var(mk_container("app"), VAR, &current));
+        let plan = plan_for(
+            &web,
+            &mk_index(&[&cm]),
+            &mk_plan_settings(Strategy::EnvVars),
+        );
+        assert!(plan.is_empty());
+        assert_eq!(plan.unchanged, [(app_config_id(), NoChange::Current)]);
+    }
+
+    #[test]
+    fn env_vars_replaces_a_stale_value() {
+        let cm = app_config(&[("a", "2")]);
+        let web = mk_web(with_var(mk_container("app"), VAR, "stale"));
+        let plan = plan_for(
+            &web,
+            &mk_index(&[&cm]),
+            &mk_plan_settings(Strategy::EnvVars),
+        );
+        assert_eq!(
+            plan.env,
+            [EnvMarker::new("app", VAR, keyed_marker(&cm, &KeyUse::All))]
+        );
+    }
+
+    #[test]
+    fn hash_reloader_sha1_writes_the_entry_sha1() {
+        // Reloader's known pair: ConfigMap {test: test}.
+        let cm = app_config(&[("test", "test")]);
+        let settings = PlanSettings {
+            hash: HashMode::ReloaderSha1,
+            ..mk_plan_settings(Strategy::EnvVars)
+        };
+        let plan = plan_for(&mk_web(mk_container("app")), &mk_index(&[&cm]), &settings);
+        assert_eq!(
+            plan.env[0].value,
+            "b3cefbcce711f8574b0e66c41fc1dcf06eb5b6db"
+        );
+        assert_eq!(plan.env[0].value, source_of(&cm).1.reloader_sha1);
+    }
+
+    #[test]
+    fn env_vars_delete_removes_the_variable_where_it_sits() {
+        let web = mk_web(with_var(
+            with_var(mk_container("app"), "OTHER", "x"),
+            VAR,
+            "old",
+        ));
+        let settings = PlanSettings {
+            reload_on_delete: true,
+            ..mk_plan_settings(Strategy::EnvVars)
+        };
+        // The ConfigMap is not in the index: deleted.
+        let plan = plan_for(&web, &mk_index(&[]), &settings);
+        assert_eq!(plan.remove, [(1, 1, VAR.to_owned())]);
+        assert!(plan.env.is_empty());
+        assert_eq!(plan.because, [app_config_id()]);
+    }
+
+    #[test]
+    fn env_vars_delete_without_reload_on_delete_or_marker_plans_nothing() {
+        let marked = mk_web(with_var(mk_container("app"), VAR, "old"));
+        let off = plan_for(
+            &marked,
+            &mk_index(&[]),
+            &mk_plan_settings(Strategy::EnvVars),
+        );
+        assert!(off.is_empty());
+        assert_eq!(off.unchanged, [(app_config_id(), NoChange::Deleted)]);
+
+        let settings = PlanSettings {
+            reload_on_delete: true,
+            ..mk_plan_settings(Strategy::EnvVars)
+        };
+        let unmarked = plan_for(&mk_web(mk_container("app")), &mk_index(&[]), &settings);
+        assert!(unmarked.is_empty());
+        assert_eq!(unmarked.unchanged, [(app_config_id(), NoChange::Deleted)]);
+    }
+
+    // ---- selection -----------------------------------------------------------
+
+    #[test]
+    fn a_named_source_no_container_uses_goes_on_the_first_container() {
+        let cm = mk_config_map(NS, "extra", &[("a", "1")], &[]);
+        let web = mk_deployment(
+            NS,
+            "web",
+            &[("configmap.reloader.stakater.com/reload", "extra")],
+            vec![mk_container("first"), mk_container("second")],
+        );
+        let (id, entry) = workload_of(&web);
+        let extra = SourceId::new(SourceKind::ConfigMap, NS, "extra");
+        let plan = plan(
+            &id,
+            &entry,
+            &BTreeSet::from([extra]),
+            &mk_index(&[&cm]),
+            &mk_plan_settings(Strategy::EnvVars),
+        );
+        assert_eq!(
+            plan.env,
+            [EnvMarker::new(
+                "first",
+                "STAKATER_EXTRA_CONFIGMAP",
+                keyed_marker(&cm, &KeyUse::All)
+            )]
+        );
+    }
+
+    #[test]
+    fn an_auto_source_no_container_uses_is_unused() {
+        // A volume declared and never mounted.
+        let cm = app_config(&[("a", "1")]);
+        let web = with_volume(
+            mk_deployment(NS, "web", &[AUTO], vec![mk_container("app")]),
+            "config",
+            "app-config",
+            &[],
+        );
+        let plan = plan_for(
+            &web,
+            &mk_index(&[&cm]),
+            &mk_plan_settings(Strategy::EnvVars),
+        );
+        assert!(plan.is_empty());
+        assert_eq!(plan.unchanged, [(app_config_id(), NoChange::Unused)]);
+    }
+
+    #[test]
+    fn a_source_not_selected_by_the_workload_plans_nothing() {
+        let cm = app_config(&[("a", "1")]);
+        let web = mk_deployment(
+            NS,
+            "web",
+            &[],
+            vec![with_env_from(mk_container("app"), "app-config")],
+        );
+        let plan = plan_for(
+            &web,
+            &mk_index(&[&cm]),
+            &mk_plan_settings(Strategy::EnvVars),
+        );
+        assert!(plan.is_empty());
+        assert_eq!(
+            plan.unchanged,
+            [(
+                app_config_id(),
+                NoChange::NotSelected(SkipReason::NotSelected)
+            )]
+        );
+    }
+
+    #[test]
+    fn selects_narrows_to_the_used_keys_only_with_a_keyed_marker() {
+        let web = mk_deployment(
+            NS,
+            "web",
+            &[AUTO],
+            vec![with_key_ref(mk_container("app"), "app-config", "a")],
+        );
+        let (id, entry) = workload_of(&web);
+        let flags = SourceFlags::default();
+        let keyed = mk_plan_settings(Strategy::EnvVars);
+        assert_eq!(
+            selects(&id, &entry, &app_config_id(), flags, &keyed),
+            Ok(keys(&["a"]))
+        );
+        // Reloader's SHA-1 changes with every key, so every key concerns it.
+        let sha1 = PlanSettings {
+            hash: HashMode::ReloaderSha1,
+            ..keyed
+        };
+        assert_eq!(
+            selects(&id, &entry, &app_config_id(), flags, &sha1),
+            Ok(KeyUse::All)
+        );
+    }
+
+    // ---- annotations strategy -------------------------------------------------
+
+    #[test]
+    fn annotations_writes_last_reloaded_from_without_observed_at() {
+        let cm = app_config(&[("a", "1")]);
+        let plan = plan_for(
+            &mk_web(mk_container("app")),
+            &mk_index(&[&cm]),
+            &mk_plan_settings(Strategy::Annotations),
+        );
+        assert!(plan.env.is_empty());
+        assert_eq!(
+            reloaded_from_json(&plan),
+            serde_json::json!({
+                "type": "CONFIGMAP",
+                "name": "app-config",
+                "namespace": NS,
+                "hash": keyed_marker(&cm, &KeyUse::All),
+                "containerRefs": ["app"],
+            })
+        );
+        assert!(
+            !plan
+                .reloaded_from
+                .as_deref()
+                .unwrap_or("")
+                .contains("observedAt")
+        );
+        assert_eq!(plan.because, [app_config_id()]);
+    }
+
+    #[test]
+    fn annotations_with_our_json_already_there_plans_nothing() {
+        let cm = app_config(&[("a", "1")]);
+        let index = mk_index(&[&cm]);
+        let settings = mk_plan_settings(Strategy::Annotations);
+        let first = plan_for(&mk_web(mk_container("app")), &index, &settings);
+        let rolled = roll(mk_web(mk_container("app")), &first);
+        let again = plan_for(&rolled, &index, &settings);
+        assert!(again.is_empty());
+        assert_eq!(again.unchanged, [(app_config_id(), NoChange::Current)]);
+    }
+
+    #[test]
+    fn annotations_delete_writes_reloaders_delete_hash() {
+        assert_eq!(
+            sha1_hex(b"__RELOADER_EMPTY_DELETE_MARKER__"),
+            RELOADER_DELETE_HASH
+        );
+        let settings = PlanSettings {
+            reload_on_delete: true,
+            ..mk_plan_settings(Strategy::Annotations)
+        };
+        let plan = plan_for(&mk_web(mk_container("app")), &mk_index(&[]), &settings);
+        assert_eq!(reloaded_from_json(&plan)["hash"], RELOADER_DELETE_HASH);
+        assert_eq!(
+            reloaded_from_json(&plan)["containerRefs"],
+            serde_json::json!(["app"])
+        );
+    }
+
+    #[test]
+    fn annotations_delete_without_reload_on_delete_plans_nothing() {
+        let plan = plan_for(
+            &mk_web(mk_container("app")),
+            &mk_index(&[]),
+            &mk_plan_settings(Strategy::Annotations),
+        );
+        assert!(plan.is_empty());
+        assert_eq!(plan.unchanged, [(app_config_id(), NoChange::Deleted)]);
+    }
+
+    // ---- stale markers ---------------------------------------------------------
+
+    fn stale(d: &Deployment, sources: &SourceIndex, settings: &PlanSettings) -> BTreeSet<SourceId> {
+        let (id, entry) = workload_of(d);
+        stale_sources(&id, &entry, sources, settings)
+    }
+
+    #[test]
+    fn stale_env_marker_is_found_and_a_missing_one_is_not() {
+        let cm = app_config(&[("a", "1")]);
+        let index = mk_index(&[&cm]);
+        let settings = mk_plan_settings(Strategy::EnvVars);
+        let marked = mk_web(with_var(mk_container("app"), VAR, "old"));
+        assert_eq!(
+            stale(&marked, &index, &settings),
+            BTreeSet::from([app_config_id()])
+        );
+        assert!(stale(&mk_web(mk_container("app")), &index, &settings).is_empty());
+        let current = mk_web(with_var(
+            mk_container("app"),
+            VAR,
+            &keyed_marker(&cm, &KeyUse::All),
+        ));
+        assert!(stale(&current, &index, &settings).is_empty());
+    }
+
+    #[test]
+    fn reloaders_sha1_counts_as_current_in_keyed_mode() {
+        let cm = app_config(&[("test", "test")]);
+        let web = mk_web(with_var(
+            mk_container("app"),
+            VAR,
+            "b3cefbcce711f8574b0e66c41fc1dcf06eb5b6db",
+        ));
+        let settings = mk_plan_settings(Strategy::EnvVars);
+        assert!(stale(&web, &mk_index(&[&cm]), &settings).is_empty());
+        let changed = app_config(&[("test", "changed")]);
+        assert_eq!(
+            stale(&web, &mk_index(&[&changed]), &settings),
+            BTreeSet::from([app_config_id()])
+        );
+    }
+
+    #[test]
+    fn stale_annotation_compares_the_hash_of_the_named_source() {
+        let cm = app_config(&[("a", "1")]);
+        let index = mk_index(&[&cm]);
+        let settings = mk_plan_settings(Strategy::Annotations);
+        let json = |name: &str, hash: &str| {
+            serde_json::json!({
+                "type": "CONFIGMAP", "name": name, "namespace": NS, "hash": hash,
+                "containerRefs": ["app"], "observedAt": 1_700_000_000,
+            })
+            .to_string()
+        };
+        let annotated = |name: &str, hash: &str| {
+            with_template_annotation(
+                mk_web(mk_container("app")),
+                LAST_RELOADED_FROM,
+                &json(name, hash),
+            )
+        };
+        assert_eq!(
+            stale(&annotated("app-config", "old"), &index, &settings),
+            BTreeSet::from([app_config_id()])
+        );
+        let current = keyed_marker(&cm, &KeyUse::All);
+        assert!(stale(&annotated("app-config", &current), &index, &settings).is_empty());
+        // Reloader's own JSON (with observedAt and its SHA-1) is current too.
+        let sha1 = source_of(&cm).1.reloader_sha1;
+        assert!(stale(&annotated("app-config", &sha1), &index, &settings).is_empty());
+        // The annotation names another source: nothing to say about this one.
+        assert!(stale(&annotated("other", "old"), &index, &settings).is_empty());
+    }
 }

@@ -65,13 +65,14 @@ impl SourceIndex {
 
     /// After a (re-)list of `kind` in `namespace` (`None`: all), removes the
     /// entries the list did not return: they were deleted while the watch was
-    /// down, and no delete event will come for them.
+    /// down, and no delete event will come for them. Returns them, as a delete
+    /// event would carry them.
     pub fn retain_listed(
         &mut self,
         kind: SourceKind,
         namespace: Option<&str>,
         listed: &HashSet<SourceId>,
-    ) -> Vec<SourceId> {
+    ) -> Vec<(SourceId, SourceEntry)> {
         let gone: Vec<SourceId> = self
             .entries
             .keys()
@@ -82,10 +83,9 @@ impl SourceIndex {
             })
             .cloned()
             .collect();
-        for id in &gone {
-            self.entries.remove(id);
-        }
-        gone
+        gone.into_iter()
+            .filter_map(|id| self.entries.remove(&id).map(|entry| (id, entry)))
+            .collect()
     }
 
     pub fn len(&self) -> usize {
