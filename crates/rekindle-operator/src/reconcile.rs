@@ -458,6 +458,7 @@ mod tests {
             plan: mk_plan_settings(Strategy::EnvVars),
             reload_on_create: false,
             ignored_namespaces: BTreeSet::new(),
+            namespace_selector: false,
             cooldown: COOLDOWN,
             gather: GATHER,
         }
