@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use crate::cluster::watch::{Message, StreamEvent, StreamId, Watched};
 use crate::decide::cooldown::{Cooldown, Queued};
+use crate::decide::decision::needs_named_scan;
 use crate::decide::plan::{Plan, PlanSettings, plan, selects, stale_sources};
 use crate::index::{SourceChange, SourceEntry, SourceIndex, WorkloadEntry, WorkloadIndex};
 use crate::metrics::{EventType, Metrics, Skipped};
-use crate::model::{SourceId, WorkloadId};
+use crate::model::{SourceId, SourceKind, WorkloadId};
 
 /// An object as a watch stream delivers it, already reduced.
 // A message is moved once through a bounded channel and consumed: boxing the
@@ -295,7 +296,8 @@ impl Reconciler {
             (None, None) => EventType::Delete,
         };
         if self.settings.ignored_namespaces.contains(&source.namespace)
-            || (self.settings.namespace_selector && !self.selected_namespaces.contains(&source.namespace))
+            || (self.settings.namespace_selector
+                && !self.selected_namespaces.contains(&source.namespace))
         {
             metrics.skipped(Skipped::IgnoredOrNotSelected);
             metrics.event_processed(event, source.kind, "skipped");
@@ -331,7 +333,19 @@ impl Reconciler {
     }
 
     fn enqueue(&mut self, now: Instant, id: &WorkloadId, source: &SourceId, metrics: &Metrics) {
-        let queued = self.cooldown.enqueue(now, id, source);
+        // Sources applied together (one `kubectl apply`) arrive a few ms apart;
+        // only a workload that uses several can have them coalesced.
+        let gather = self.workloads.get(id).is_some_and(|w| {
+            let named = [
+                SourceKind::ConfigMap,
+                SourceKind::Secret,
+                SourceKind::SecretProviderClass,
+            ]
+            .into_iter()
+            .any(|kind| needs_named_scan(&w.rules, kind));
+            w.refs.sources.len() + usize::from(named) > 1
+        });
+        let queued = self.cooldown.enqueue(now, id, source, gather);
         metrics.queued(matches!(queued, Queued::Coalesced { .. }));
         self.queued_at.entry(id.clone()).or_insert(now);
         metrics.queue_depth(self.cooldown.pending());
@@ -752,7 +766,7 @@ mod tests {
     // ---- changes ------------------------------------------------------------------
 
     #[test]
-    fn a_data_change_rolls_every_concerned_workload_after_the_gather_window() {
+    fn a_data_change_rolls_every_concerned_single_source_workload_at_once() {
         let v1 = app_config(&[("a", "1")]);
         let other = mk_deployment(NS, "other", &[AUTO], vec![mk_container("app")]);
         let mut h = Harness::started(
@@ -763,15 +777,13 @@ mod tests {
         let v2 = app_config(&[("a", "2")]);
         h.apply_config_map(&v2);
         assert_eq!(h.reconciler.pending(), 2);
-        h.advance(GATHER - MS);
-        assert!(h.take().is_empty(), "not before the gather window ends");
-        h.advance(MS);
+        // Each uses one source only: nothing to wait for.
         let rollouts = h.take();
         assert_eq!(names(&rollouts), ["api", "web"]);
         for rollout in &rollouts {
             assert_eq!(rollout.plan.env, [EnvMarker::new("app", VAR, whole(&v2))]);
             assert_eq!(rollout.pending, BTreeSet::from([cm_id("app-config")]));
-            assert_eq!(rollout.queued_at + GATHER, h.now);
+            assert_eq!(rollout.queued_at, h.now);
         }
     }
 

@@ -40,7 +40,9 @@ pub enum Scope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HashChoice {
     /// The keyed marker; the key lives in this Secret of the operator's namespace.
-    Keyed { secret: String },
+    Keyed {
+        secret: String,
+    },
     ReloaderSha1,
 }
 
@@ -73,12 +75,17 @@ pub struct Config {
 
 /// Runs the operator until SIGTERM or SIGINT.
 pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
-    let operator_namespace =
-        config.operator_namespace.clone().unwrap_or_else(|| client.default_namespace().to_owned());
+    let operator_namespace = config
+        .operator_namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_owned());
     let metrics = Arc::new(Metrics::new(config.by_namespace_metrics));
     let synced = Arc::new(AtomicBool::new(false));
     let listener = server::bind(config.metrics_addr).await?;
-    let health = Health { metrics: metrics.clone(), synced: synced.clone() };
+    let health = Health {
+        metrics: metrics.clone(),
+        synced: synced.clone(),
+    };
     tokio::spawn(async move {
         if let Err(error) = server::serve(listener, health).await {
             tracing::error!(%error, "metrics server stopped");
@@ -93,7 +100,9 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
         settings.plan.hash = HashMode::ReloaderSha1;
     }
 
-    let cron_jobs = cron_job_resource(&client).await.context("discovering the CronJob API version")?;
+    let cron_jobs = cron_job_resource(&client)
+        .await
+        .context("discovering the CronJob API version")?;
     let (tx, mut rx) = mpsc::channel::<Message<Object>>(256);
     let streams = spawn_watches(&config, &client, &cron_jobs, &tx);
     drop(tx);
@@ -103,13 +112,23 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
         controller: "rekindle-operator".into(),
         instance: config.ha.as_ref().map(|ha| ha.identity.clone()),
     };
-    let executor = Executor::new(client.clone(), cron_jobs, Some(Recorder::new(client.clone(), reporter)));
+    let executor = Executor::new(
+        client.clone(),
+        cron_jobs,
+        Some(Recorder::new(client.clone(), reporter)),
+    );
 
     let (stop_tx, stop_rx) = channel::channel(false);
     let (leader_tx, mut leader_rx) = channel::channel(config.ha.is_none());
     let election = config.ha.clone().map(|ha| {
         let api: Api<Lease> = Api::namespaced(client.clone(), &operator_namespace);
-        tokio::spawn(lease::run(api, ha.lease_name, ha.identity, leader_tx, stop_rx.clone()))
+        tokio::spawn(lease::run(
+            api,
+            ha.lease_name,
+            ha.identity,
+            leader_tx,
+            stop_rx.clone(),
+        ))
     });
 
     let mut shutdown = std::pin::pin!(shutdown_signal());
@@ -186,7 +205,10 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}
@@ -235,7 +257,10 @@ fn spawn_watches(
     for ns in &namespaces {
         let names = config.workload.names.clone();
         if config.sources.contains(&SourceKind::ConfigMap) {
-            let id = StreamId { watched: Watched::Source(SourceKind::ConfigMap), namespace: ns.clone() };
+            let id = StreamId {
+                watched: Watched::Source(SourceKind::ConfigMap),
+                namespace: ns.clone(),
+            };
             let names = names.clone();
             tokio::spawn(watch::run(
                 api::<ConfigMap>(client, ns),
@@ -250,7 +275,10 @@ fn spawn_watches(
             streams.push(id);
         }
         if config.sources.contains(&SourceKind::Secret) {
-            let id = StreamId { watched: Watched::Source(SourceKind::Secret), namespace: ns.clone() };
+            let id = StreamId {
+                watched: Watched::Source(SourceKind::Secret),
+                namespace: ns.clone(),
+            };
             let names = names.clone();
             tokio::spawn(watch::run(
                 api::<Secret>(client, ns),
@@ -265,44 +293,77 @@ fn spawn_watches(
             streams.push(id);
         }
         for kind in &config.workloads {
-            let id = StreamId { watched: Watched::Workload(*kind), namespace: ns.clone() };
+            let id = StreamId {
+                watched: Watched::Workload(*kind),
+                namespace: ns.clone(),
+            };
             let s = config.workload.clone();
             let cfg = watcher::Config::default();
             let tx = tx.clone();
             match kind {
                 WorkloadKind::Deployment => {
-                    tokio::spawn(watch::run(api::<Deployment>(client, ns), cfg, id.clone(), move |o: Deployment| {
-                        let (id, e) = objects::deployment(&o, &s);
-                        Object::Workload(id, e)
-                    }, tx));
+                    tokio::spawn(watch::run(
+                        api::<Deployment>(client, ns),
+                        cfg,
+                        id.clone(),
+                        move |o: Deployment| {
+                            let (id, e) = objects::deployment(&o, &s);
+                            Object::Workload(id, e)
+                        },
+                        tx,
+                    ));
                 }
                 WorkloadKind::DaemonSet => {
-                    tokio::spawn(watch::run(api::<DaemonSet>(client, ns), cfg, id.clone(), move |o: DaemonSet| {
-                        let (id, e) = objects::daemon_set(&o, &s);
-                        Object::Workload(id, e)
-                    }, tx));
+                    tokio::spawn(watch::run(
+                        api::<DaemonSet>(client, ns),
+                        cfg,
+                        id.clone(),
+                        move |o: DaemonSet| {
+                            let (id, e) = objects::daemon_set(&o, &s);
+                            Object::Workload(id, e)
+                        },
+                        tx,
+                    ));
                 }
                 WorkloadKind::StatefulSet => {
-                    tokio::spawn(watch::run(api::<StatefulSet>(client, ns), cfg, id.clone(), move |o: StatefulSet| {
-                        let (id, e) = objects::stateful_set(&o, &s);
-                        Object::Workload(id, e)
-                    }, tx));
+                    tokio::spawn(watch::run(
+                        api::<StatefulSet>(client, ns),
+                        cfg,
+                        id.clone(),
+                        move |o: StatefulSet| {
+                            let (id, e) = objects::stateful_set(&o, &s);
+                            Object::Workload(id, e)
+                        },
+                        tx,
+                    ));
                 }
                 WorkloadKind::Job => {
-                    tokio::spawn(watch::run(api::<Job>(client, ns), cfg, id.clone(), move |o: Job| {
-                        let (id, e) = objects::job(&o, &s);
-                        Object::Workload(id, e)
-                    }, tx));
+                    tokio::spawn(watch::run(
+                        api::<Job>(client, ns),
+                        cfg,
+                        id.clone(),
+                        move |o: Job| {
+                            let (id, e) = objects::job(&o, &s);
+                            Object::Workload(id, e)
+                        },
+                        tx,
+                    ));
                 }
                 WorkloadKind::CronJob => {
                     let dynamic: Api<DynamicObject> = match ns {
                         Some(ns) => Api::namespaced_with(client.clone(), ns, cron_jobs),
                         None => Api::all_with(client.clone(), cron_jobs),
                     };
-                    tokio::spawn(watch::run(dynamic, cfg, id.clone(), move |o: DynamicObject| {
-                        let (id, e) = objects::cron_job(&typed_cron_job(o), &s);
-                        Object::Workload(id, e)
-                    }, tx));
+                    tokio::spawn(watch::run(
+                        dynamic,
+                        cfg,
+                        id.clone(),
+                        move |o: DynamicObject| {
+                            let (id, e) = objects::cron_job(&typed_cron_job(o), &s);
+                            Object::Workload(id, e)
+                        },
+                        tx,
+                    ));
                 }
                 WorkloadKind::Rollout => continue,
             }
@@ -310,7 +371,10 @@ fn spawn_watches(
         }
     }
     if let Some(selector) = &config.namespace_selector {
-        let id = StreamId { watched: Watched::Namespaces, namespace: None };
+        let id = StreamId {
+            watched: Watched::Namespaces,
+            namespace: None,
+        };
         let api: Api<Namespace> = Api::all(client.clone());
         tokio::spawn(watch::run(
             api,

@@ -12,7 +12,11 @@ const VAR: &str = "STAKATER_APP_CONFIG_CONFIGMAP";
 
 /// A Deployment `name` that reads the whole ConfigMap `app-config` through
 /// `envFrom`, with `annotations` on its metadata.
-async fn deployment_using_app_config(cluster: &Cluster, name: &str, annotations: serde_json::Value) {
+async fn deployment_using_app_config(
+    cluster: &Cluster,
+    name: &str,
+    annotations: serde_json::Value,
+) {
     create_deployment(
         &cluster.client,
         NS,
@@ -46,10 +50,24 @@ async fn barrier(cluster: &Cluster, round: u32) {
         .await;
         return;
     }
-    put_config_map(&cluster.client, NS, "barrier-config", &[("round", &round.to_string())]).await;
+    put_config_map(
+        &cluster.client,
+        NS,
+        "barrier-config",
+        &[("round", &round.to_string())],
+    )
+    .await;
     eventually("the barrier Deployment to roll", || async {
-        let value = template_env(&cluster.client, NS, name, "app", "STAKATER_BARRIER_CONFIG_CONFIGMAP").await;
-        (replica_sets(&cluster.client, NS, name).await == round as usize + 1 && value.is_some()).then_some(())
+        let value = template_env(
+            &cluster.client,
+            NS,
+            name,
+            "app",
+            "STAKATER_BARRIER_CONFIG_CONFIGMAP",
+        )
+        .await;
+        (replica_sets(&cluster.client, NS, name).await == round as usize + 1 && value.is_some())
+            .then_some(())
     })
     .await;
 }
@@ -60,20 +78,41 @@ async fn a_data_change_rolls_once_and_a_restart_rolls_nothing() {
     let cluster = Cluster::start().await;
     create_namespace(&cluster.client, NS).await;
     put_config_map(&cluster.client, NS, "app-config", &[("greeting", "hello")]).await;
-    deployment_using_app_config(&cluster, "web", json!({"reloader.stakater.com/auto": "true"})).await;
+    deployment_using_app_config(
+        &cluster,
+        "web",
+        json!({"reloader.stakater.com/auto": "true"}),
+    )
+    .await;
     barrier(&cluster, 0).await;
 
     let operator = cluster.operator(&[]).await;
     // Installing the operator rolls nothing.
     barrier(&cluster, 1).await;
     assert_eq!(replica_sets(&cluster.client, NS, "web").await, 1);
-    assert_eq!(template_env(&cluster.client, NS, "web", "app", VAR).await, None);
+    assert_eq!(
+        template_env(&cluster.client, NS, "web", "app", VAR).await,
+        None
+    );
 
     // A data change rolls the Deployment: the marker appears and the
     // Deployment controller makes a second ReplicaSet.
-    put_config_map(&cluster.client, NS, "app-config", &[("greeting", "bonjour")]).await;
-    let marker = eventually("the marker on the template", || template_env(&cluster.client, NS, "web", "app", VAR)).await;
-    assert_eq!(marker.len(), 64, "a keyed digest, not Reloader's SHA-1: {marker}");
+    put_config_map(
+        &cluster.client,
+        NS,
+        "app-config",
+        &[("greeting", "bonjour")],
+    )
+    .await;
+    let marker = eventually("the marker on the template", || {
+        template_env(&cluster.client, NS, "web", "app", VAR)
+    })
+    .await;
+    assert_eq!(
+        marker.len(),
+        64,
+        "a keyed digest, not Reloader's SHA-1: {marker}"
+    );
     eventually("the second ReplicaSet", || async {
         (replica_sets(&cluster.client, NS, "web").await == 2).then_some(())
     })
@@ -89,6 +128,11 @@ async fn a_data_change_rolls_once_and_a_restart_rolls_nothing() {
     let operator = cluster.operator(&[]).await;
     barrier(&cluster, 3).await;
     assert_eq!(replica_sets(&cluster.client, NS, "web").await, 2);
-    assert_eq!(template_env(&cluster.client, NS, "web", "app", VAR).await.as_deref(), Some(marker.as_str()));
+    assert_eq!(
+        template_env(&cluster.client, NS, "web", "app", VAR)
+            .await
+            .as_deref(),
+        Some(marker.as_str())
+    );
     drop(operator);
 }

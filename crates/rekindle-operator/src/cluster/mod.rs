@@ -5,5 +5,5 @@
 pub mod errors;
 pub mod hash_key;
 pub mod lease;
-pub mod watch;
 pub mod rollout;
+pub mod watch;

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams,
+    PropagationPolicy,
+};
 use kube::runtime::events::{Event, EventType, Recorder};
 
 use crate::cluster::errors::{Explain, is_conflict, is_not_found};
@@ -47,12 +50,18 @@ pub struct Executor {
 
 impl std::fmt::Debug for Executor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Executor").field("cron_jobs", &self.cron_jobs.api_version).finish_non_exhaustive()
+        f.debug_struct("Executor")
+            .field("cron_jobs", &self.cron_jobs.api_version)
+            .finish_non_exhaustive()
     }
 }
 
 impl Executor {
-    pub fn new(client: kube::Client, cron_jobs: ApiResource, recorder: Option<Recorder>) -> Executor {
+    pub fn new(
+        client: kube::Client,
+        cron_jobs: ApiResource,
+        recorder: Option<Recorder>,
+    ) -> Executor {
         Executor {
             client,
             cron_jobs,
@@ -75,7 +84,12 @@ impl Executor {
         (outcome, result)
     }
 
-    async fn perform(&self, id: &WorkloadId, plan: &Plan, suspended: bool) -> Result<(), RolloutError> {
+    async fn perform(
+        &self,
+        id: &WorkloadId,
+        plan: &Plan,
+        suspended: bool,
+    ) -> Result<(), RolloutError> {
         let annotations: BTreeMap<String, String> = plan
             .reloaded_from
             .iter()
@@ -95,9 +109,17 @@ impl Executor {
         }
     }
 
-    async fn patch<K>(&self, id: &WorkloadId, plan: &Plan, annotations: &BTreeMap<String, String>) -> Result<(), RolloutError>
+    async fn patch<K>(
+        &self,
+        id: &WorkloadId,
+        plan: &Plan,
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<(), RolloutError>
     where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
         K::DynamicType: Default,
     {
         let api: Api<K> = Api::namespaced(self.client.clone(), &id.namespace);
@@ -114,38 +136,78 @@ impl Executor {
                 })
                 .collect();
             let json: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(ops))
-                .map_err(|source| RolloutError::Decode { kind: "JSON patch", source })?;
-            api.patch(&id.name, &PatchParams::default(), &Patch::Json::<()>(json)).await?;
+                .map_err(|source| RolloutError::Decode {
+                    kind: "JSON patch",
+                    source,
+                })?;
+            api.patch(&id.name, &PatchParams::default(), &Patch::Json::<()>(json))
+                .await?;
         }
         if !plan.env.is_empty() || !annotations.is_empty() {
             let body = patch::template_patch(id.kind, &plan.env, annotations)?;
-            let params = PatchParams { field_manager: params.field_manager, ..PatchParams::default() };
-            api.patch(&id.name, &params, &Patch::Strategic(body)).await?;
+            let params = PatchParams {
+                field_manager: params.field_manager,
+                ..PatchParams::default()
+            };
+            api.patch(&id.name, &params, &Patch::Strategic(body))
+                .await?;
         }
         Ok(())
     }
 
-    async fn instantiate(&self, id: &WorkloadId, plan: &Plan, annotations: &BTreeMap<String, String>) -> Result<(), RolloutError> {
-        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), &id.namespace, &self.cron_jobs);
+    async fn instantiate(
+        &self,
+        id: &WorkloadId,
+        plan: &Plan,
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<(), RolloutError> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &id.namespace, &self.cron_jobs);
         let object = api.get(&id.name).await?;
-        let mut value = serde_json::to_value(&object).map_err(|source| RolloutError::Decode { kind: "CronJob", source })?;
+        let mut value = serde_json::to_value(&object).map_err(|source| RolloutError::Decode {
+            kind: "CronJob",
+            source,
+        })?;
         value["apiVersion"] = "batch/v1".into();
-        let cron: CronJob = serde_json::from_value(value).map_err(|source| RolloutError::Decode { kind: "CronJob", source })?;
-        let job = patch::job_from_cronjob(&cron, &self.cron_jobs.api_version, &plan.env, annotations)?;
+        let cron: CronJob =
+            serde_json::from_value(value).map_err(|source| RolloutError::Decode {
+                kind: "CronJob",
+                source,
+            })?;
+        let job =
+            patch::job_from_cronjob(&cron, &self.cron_jobs.api_version, &plan.env, annotations)?;
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &id.namespace);
-        jobs.create(&PostParams { field_manager: Some(self.field_manager.clone()), ..PostParams::default() }, &job).await?;
+        jobs.create(
+            &PostParams {
+                field_manager: Some(self.field_manager.clone()),
+                ..PostParams::default()
+            },
+            &job,
+        )
+        .await?;
         Ok(())
     }
 
-    async fn recreate(&self, id: &WorkloadId, plan: &Plan, annotations: &BTreeMap<String, String>) -> Result<(), RolloutError> {
+    async fn recreate(
+        &self,
+        id: &WorkloadId,
+        plan: &Plan,
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<(), RolloutError> {
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &id.namespace);
         let job = jobs.get(&id.name).await?;
         let new = patch::recreated_job(&job, &plan.env, annotations)?;
-        let delete = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() };
+        let delete = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Background),
+            ..DeleteParams::default()
+        };
         jobs.delete(&id.name, &delete).await?;
         // The name frees up once the old object is gone; with background
         // propagation that is immediate unless a finalizer holds it.
-        let post = PostParams { field_manager: Some(self.field_manager.clone()), ..PostParams::default() };
+        let post = PostParams {
+            field_manager: Some(self.field_manager.clone()),
+            ..PostParams::default()
+        };
         let mut attempt = 0;
         loop {
             match jobs.create(&post, &new).await {
@@ -162,7 +224,9 @@ impl Executor {
     /// Reloader's Events: `Reloaded` (Normal) or `ReloadFail` (Warning) on the
     /// workload. A failure to publish is logged and does not fail the rollout.
     async fn publish(&self, id: &WorkloadId, plan: &Plan, error: Option<&RolloutError>) {
-        let Some(recorder) = &self.recorder else { return };
+        let Some(recorder) = &self.recorder else {
+            return;
+        };
         let (type_, reason, note) = match error {
             None => {
                 let source = plan.because.first();
@@ -176,7 +240,12 @@ impl Executor {
                         id.kind.kind(),
                         id.namespace
                     ),
-                    None => format!("Updated '{}' of type '{}' in namespace '{}'", id.name, id.kind.kind(), id.namespace),
+                    None => format!(
+                        "Updated '{}' of type '{}' in namespace '{}'",
+                        id.name,
+                        id.kind.kind(),
+                        id.namespace
+                    ),
                 };
                 (EventType::Normal, "Reloaded", note)
             }
@@ -199,7 +268,9 @@ impl Executor {
             secondary: None,
         };
         let (api_version, kind) = match id.kind {
-            WorkloadKind::Deployment | WorkloadKind::DaemonSet | WorkloadKind::StatefulSet => ("apps/v1", id.kind.kind()),
+            WorkloadKind::Deployment | WorkloadKind::DaemonSet | WorkloadKind::StatefulSet => {
+                ("apps/v1", id.kind.kind())
+            }
             WorkloadKind::CronJob => (self.cron_jobs.api_version.as_str(), "CronJob"),
             WorkloadKind::Job => ("batch/v1", "Job"),
             WorkloadKind::Rollout => ("argoproj.io/v1alpha1", "Rollout"),

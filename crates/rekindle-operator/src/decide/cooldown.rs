@@ -76,14 +76,25 @@ impl Cooldown {
     }
 
     /// Records that `source` changed in a way that concerns `workload`.
-    pub fn enqueue(&mut self, now: Instant, workload: &WorkloadId, source: &SourceId) -> Queued {
+    ///
+    /// `gather`: whether the first change waits the gather window for
+    /// companions. Only a workload that uses several sources can have any; for
+    /// the others waiting would only add latency.
+    pub fn enqueue(
+        &mut self,
+        now: Instant,
+        workload: &WorkloadId,
+        source: &SourceId,
+        gather: bool,
+    ) -> Queued {
         let slot = self.slots.entry(workload.clone()).or_default();
         if let Some(pending) = &mut slot.pending {
             pending.sources.insert(source.clone());
             return Queued::Coalesced { due: pending.due };
         }
         let earliest = slot.last_rollout.map_or(now, |last| last + self.period);
-        let due = earliest.max(now + self.window);
+        let window = if gather { self.window } else { Duration::ZERO };
+        let due = earliest.max(now + window);
         slot.pending = Some(Pending {
             due,
             sources: BTreeSet::from([source.clone()]),
@@ -184,7 +195,7 @@ mod tests {
         let mut cooldown = Cooldown::new(PERIOD, WINDOW);
         let web = mk_workload("web");
         assert_eq!(
-            cooldown.enqueue(t0, &web, &mk_source("a")),
+            cooldown.enqueue(t0, &web, &mk_source("a"), true),
             Queued::New { due: t0 + WINDOW }
         );
         assert!(cooldown.take_due(t0 + ms(99)).is_empty());
@@ -200,13 +211,25 @@ mod tests {
     }
 
     #[test]
+    fn a_workload_with_one_source_does_not_wait_for_companions() {
+        let t0 = Instant::now();
+        let mut cooldown = Cooldown::new(PERIOD, WINDOW);
+        let web = mk_workload("web");
+        assert_eq!(
+            cooldown.enqueue(t0, &web, &mk_source("a"), false),
+            Queued::New { due: t0 }
+        );
+        assert_eq!(cooldown.take_due(t0).len(), 1);
+    }
+
+    #[test]
     fn sources_changed_together_give_one_rollout() {
         let t0 = Instant::now();
         let mut cooldown = Cooldown::new(PERIOD, WINDOW);
         let web = mk_workload("web");
-        cooldown.enqueue(t0, &web, &mk_source("a"));
+        cooldown.enqueue(t0, &web, &mk_source("a"), true);
         assert_eq!(
-            cooldown.enqueue(t0 + ms(30), &web, &mk_source("b")),
+            cooldown.enqueue(t0 + ms(30), &web, &mk_source("b"), true),
             Queued::Coalesced { due: t0 + WINDOW }
         );
         let due = cooldown.take_due(t0 + WINDOW);
@@ -222,14 +245,14 @@ mod tests {
         let t0 = Instant::now();
         let mut cooldown = Cooldown::new(PERIOD, WINDOW);
         let web = mk_workload("web");
-        cooldown.enqueue(t0, &web, &mk_source("a"));
+        cooldown.enqueue(t0, &web, &mk_source("a"), true);
         let rolled_at = t0 + WINDOW;
         assert_eq!(cooldown.take_due(rolled_at).len(), 1);
         cooldown.rolled(&web, rolled_at);
 
         // 19 more changes during the period: one trailing rollout at its end.
         for i in 1..20 {
-            let queued = cooldown.enqueue(rolled_at + ms(i * 100), &web, &mk_source("a"));
+            let queued = cooldown.enqueue(rolled_at + ms(i * 100), &web, &mk_source("a"), true);
             assert_eq!(queued.due(), rolled_at + PERIOD);
         }
         assert!(cooldown.take_due(rolled_at + PERIOD - ms(1)).is_empty());
@@ -246,7 +269,7 @@ mod tests {
         cooldown.rolled(&web, t0);
         let later = t0 + PERIOD + ms(1);
         assert_eq!(
-            cooldown.enqueue(later, &web, &mk_source("a")),
+            cooldown.enqueue(later, &web, &mk_source("a"), true),
             Queued::New {
                 due: later + WINDOW
             }
@@ -259,7 +282,7 @@ mod tests {
         let mut cooldown = Cooldown::new(PERIOD, WINDOW);
         cooldown.rolled(&mk_workload("web"), t0);
         assert_eq!(
-            cooldown.enqueue(t0, &mk_workload("api"), &mk_source("a")),
+            cooldown.enqueue(t0, &mk_workload("api"), &mk_source("a"), true),
             Queued::New { due: t0 + WINDOW }
         );
     }
@@ -271,7 +294,7 @@ mod tests {
         let web = mk_workload("web");
         cooldown.rolled(&web, t0);
         assert_eq!(
-            cooldown.enqueue(t0, &web, &mk_source("a")),
+            cooldown.enqueue(t0, &web, &mk_source("a"), true),
             Queued::New { due: t0 }
         );
     }
@@ -281,10 +304,10 @@ mod tests {
         let t0 = Instant::now();
         let mut cooldown = Cooldown::new(PERIOD, WINDOW);
         let web = mk_workload("web");
-        cooldown.enqueue(t0, &web, &mk_source("a"));
+        cooldown.enqueue(t0, &web, &mk_source("a"), true);
         assert_eq!(cooldown.take_due(t0 + WINDOW).len(), 1);
         // In flight: the next change is queued before the rollout is done.
-        cooldown.enqueue(t0 + ms(150), &web, &mk_source("a"));
+        cooldown.enqueue(t0 + ms(150), &web, &mk_source("a"), true);
         let done = t0 + ms(400);
         cooldown.rolled(&web, done);
         assert_eq!(cooldown.next_due(), Some(done + PERIOD));
@@ -297,10 +320,10 @@ mod tests {
         let t0 = Instant::now();
         let mut cooldown = Cooldown::new(PERIOD, WINDOW);
         let web = mk_workload("web");
-        cooldown.enqueue(t0, &web, &mk_source("a"));
+        cooldown.enqueue(t0, &web, &mk_source("a"), true);
         let due = cooldown.take_due(t0 + WINDOW).remove(0);
         cooldown.retry(&web, due.sources, t0 + ms(1100));
-        cooldown.enqueue(t0 + ms(200), &web, &mk_source("b"));
+        cooldown.enqueue(t0 + ms(200), &web, &mk_source("b"), true);
         assert!(cooldown.take_due(t0 + ms(1000)).is_empty());
         let again = cooldown.take_due(t0 + ms(1100));
         assert_eq!(

@@ -38,26 +38,40 @@ impl Cluster {
         let plane = ControlPlane::start().await.expect("control plane starts");
         let client = plane.client();
         create_namespace(&client, OPERATOR_NAMESPACE).await;
-        apply_file(&client, &repo_root().join("deploy/operator/rbac/cluster.yaml")).await;
+        apply_file(
+            &client,
+            &repo_root().join("deploy/operator/rbac/cluster.yaml"),
+        )
+        .await;
         let token = plane
             .service_account_token(OPERATOR_NAMESPACE, "rekindle-operator")
             .await
             .expect("token for the operator's ServiceAccount");
         let operator_kubeconfig = plane.kubeconfig_for_token(&token).expect("kubeconfig");
-        Cluster { plane, client, operator_kubeconfig }
+        Cluster {
+            plane,
+            client,
+            operator_kubeconfig,
+        }
     }
 
     /// Starts the operator with `args` (plus a free `--metrics-addr`) and waits
     /// until it reports ready.
     pub async fn operator(&self, args: &[&str]) -> Operator {
-        Operator::spawn(&self.operator_kubeconfig, &self.plane.dir().join("operator.log"), args).await
+        Operator::spawn(
+            &self.operator_kubeconfig,
+            &self.plane.dir().join("operator.log"),
+            args,
+        )
+        .await
     }
 }
 
 /// Creates each object of a multi-document YAML file.
 pub async fn apply_file(client: &kube::Client, path: &Path) {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     for doc in docs.into_iter().filter(|d| !d.is_null()) {
         create_object(client, doc).await;
     }
@@ -68,20 +82,31 @@ pub async fn create_object(client: &kube::Client, doc: Value) {
     let kind = doc["kind"].as_str().expect("kind");
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
     let gvk = GroupVersionKind::gvk(group, version, kind);
-    let (resource, caps) = kube::discovery::pinned_kind(client, &gvk).await.expect("kind is served");
+    let (resource, caps) = kube::discovery::pinned_kind(client, &gvk)
+        .await
+        .expect("kind is served");
     let object: DynamicObject = serde_json::from_value(doc.clone()).expect("object");
     let api: Api<DynamicObject> = match (&caps.scope, object.metadata.namespace.as_deref()) {
-        (kube::discovery::Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &resource),
-        (kube::discovery::Scope::Namespaced, None) => Api::default_namespaced_with(client.clone(), &resource),
+        (kube::discovery::Scope::Namespaced, Some(ns)) => {
+            Api::namespaced_with(client.clone(), ns, &resource)
+        }
+        (kube::discovery::Scope::Namespaced, None) => {
+            Api::default_namespaced_with(client.clone(), &resource)
+        }
         (kube::discovery::Scope::Cluster, _) => Api::all_with(client.clone(), &resource),
     };
-    api.create(&PostParams::default(), &object).await.unwrap_or_else(|e| panic!("creating {kind}: {e}"));
+    api.create(&PostParams::default(), &object)
+        .await
+        .unwrap_or_else(|e| panic!("creating {kind}: {e}"));
 }
 
 pub async fn create_namespace(client: &kube::Client, name: &str) {
     let api: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).expect("namespace");
-    api.create(&PostParams::default(), &ns).await.expect("namespace created");
+    let ns: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": name}})).expect("namespace");
+    api.create(&PostParams::default(), &ns)
+        .await
+        .expect("namespace created");
 }
 
 /// The operator as a child process; killed on drop.
@@ -93,9 +118,17 @@ pub struct Operator {
 
 impl Operator {
     pub async fn spawn(kubeconfig: &Path, log: &Path, args: &[&str]) -> Operator {
-        let port = TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("free port")
+            .local_addr()
+            .expect("addr")
+            .port();
         let addr = format!("127.0.0.1:{port}");
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_rekindle-operator"))
             .args(args)
             .args(["--metrics-addr", &addr])
@@ -107,7 +140,11 @@ impl Operator {
             .stderr(out)
             .spawn()
             .expect("operator starts");
-        let operator = Operator { child, metrics_url: format!("http://{addr}"), log: log.to_owned() };
+        let operator = Operator {
+            child,
+            metrics_url: format!("http://{addr}"),
+            log: log.to_owned(),
+        };
         operator.wait_ready().await;
         operator
     }
@@ -116,10 +153,17 @@ impl Operator {
         let url = format!("{}/ready", self.metrics_url);
         let deadline = Instant::now() + DEADLINE;
         loop {
-            if http_get(&url).await.is_some_and(|(status, _)| status == 200) {
+            if http_get(&url)
+                .await
+                .is_some_and(|(status, _)| status == 200)
+            {
                 return;
             }
-            assert!(Instant::now() < deadline, "operator not ready in {DEADLINE:?}; log:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "operator not ready in {DEADLINE:?}; log:\n{}",
+                self.log_text()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -129,13 +173,18 @@ impl Operator {
     }
 
     pub async fn metrics(&self) -> String {
-        http_get(&format!("{}/metrics", self.metrics_url)).await.map(|(_, body)| body).unwrap_or_default()
+        http_get(&format!("{}/metrics", self.metrics_url))
+            .await
+            .map(|(_, body)| body)
+            .unwrap_or_default()
     }
 
     /// Stops the operator with SIGTERM and waits for it to exit.
     pub fn stop(mut self) {
         let pid = self.child.id();
-        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -151,13 +200,21 @@ impl Drop for Operator {
 async fn http_get(url: &str) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://")?;
-    let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
     let mut stream = tokio::net::TcpStream::connect(host).await.ok()?;
-    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes()).await.ok()?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await.ok()?;
     let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     Some((status, body))
 }
 
@@ -172,7 +229,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {DEADLINE:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {DEADLINE:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -180,20 +240,35 @@ where
 pub async fn put_config_map(client: &kube::Client, ns: &str, name: &str, data: &[(&str, &str)]) {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let data: BTreeMap<&str, &str> = data.iter().copied().collect();
-    let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data});
-    api.patch(name, &PatchParams::apply("test").force(), &Patch::Apply(body)).await.expect("config map applied");
+    let body =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data});
+    api.patch(
+        name,
+        &PatchParams::apply("test").force(),
+        &Patch::Apply(body),
+    )
+    .await
+    .expect("config map applied");
 }
 
 /// Sets a label on a ConfigMap: a metadata-only change.
 pub async fn label_config_map(client: &kube::Client, ns: &str, name: &str, label: &str) {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let body = json!({"metadata": {"labels": {label: "x"}}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(body)).await.expect("label set");
+    api.patch(name, &PatchParams::default(), &Patch::Merge(body))
+        .await
+        .expect("label set");
 }
 
 /// A Deployment with one container `app`, its template annotated and using
 /// `env`/`envFrom`/volumes as given (`spec` is merged into the pod spec).
-pub async fn create_deployment(client: &kube::Client, ns: &str, name: &str, annotations: Value, pod_spec: Value) {
+pub async fn create_deployment(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    annotations: Value,
+    pod_spec: Value,
+) {
     let mut spec = json!({"containers": [{"name": "app", "image": "registry.invalid/app:1"}]});
     merge(&mut spec, pod_spec);
     let body = json!({
@@ -207,7 +282,9 @@ pub async fn create_deployment(client: &kube::Client, ns: &str, name: &str, anno
     });
     let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let deployment: Deployment = serde_json::from_value(body).expect("deployment");
-    api.create(&PostParams::default(), &deployment).await.expect("deployment created");
+    api.create(&PostParams::default(), &deployment)
+        .await
+        .expect("deployment created");
 }
 
 fn merge(into: &mut Value, from: Value) {
@@ -222,7 +299,13 @@ fn merge(into: &mut Value, from: Value) {
 }
 
 /// The env var `name` of container `container` in the Deployment's template.
-pub async fn template_env(client: &kube::Client, ns: &str, deployment: &str, container: &str, name: &str) -> Option<String> {
+pub async fn template_env(
+    client: &kube::Client,
+    ns: &str,
+    deployment: &str,
+    container: &str,
+    name: &str,
+) -> Option<String> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let d = api.get(deployment).await.ok()?;
     let spec = d.spec?.template.spec?;
@@ -233,11 +316,22 @@ pub async fn template_env(client: &kube::Client, ns: &str, deployment: &str, con
 /// The ReplicaSets the Deployment controller made for `deployment`.
 pub async fn replica_sets(client: &kube::Client, ns: &str, deployment: &str) -> usize {
     let api: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
-    let list = api.list(&ListParams::default().labels(&format!("app={deployment}"))).await.expect("list replica sets");
+    let list = api
+        .list(&ListParams::default().labels(&format!("app={deployment}")))
+        .await
+        .expect("list replica sets");
     list.items.len()
 }
 
 /// `(resource, capabilities)` lookups for tests that create CRD objects.
-pub async fn resource(client: &kube::Client, group: &str, version: &str, kind: &str) -> ApiResource {
-    kube::discovery::pinned_kind(client, &GroupVersionKind::gvk(group, version, kind)).await.expect("served").0
+pub async fn resource(
+    client: &kube::Client,
+    group: &str,
+    version: &str,
+    kind: &str,
+) -> ApiResource {
+    kube::discovery::pinned_kind(client, &GroupVersionKind::gvk(group, version, kind))
+        .await
+        .expect("served")
+        .0
 }
