@@ -10,6 +10,8 @@
 //!   data), fed by watch events and queried without the API.
 //! - `kube/`: the edge: watch streams in, patches, events and the Lease out.
 
+pub mod app;
+pub mod cli;
 pub mod cluster;
 pub mod decide;
 pub mod index;

@@ -3,5 +3,11 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    match rekindle_operator::app::main() {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("rekindle-operator: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -120,16 +120,22 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = channel::channel(false);
     let (leader_tx, mut leader_rx) = channel::channel(config.ha.is_none());
-    let election = config.ha.clone().map(|ha| {
-        let api: Api<Lease> = Api::namespaced(client.clone(), &operator_namespace);
-        tokio::spawn(lease::run(
-            api,
-            ha.lease_name,
-            ha.identity,
-            leader_tx,
-            stop_rx.clone(),
-        ))
-    });
+    // Without HA this replica leads from the start; the sender is kept so the
+    // channel stays open.
+    let (election, _always_leader) = match config.ha.clone() {
+        Some(ha) => {
+            let api: Api<Lease> = Api::namespaced(client.clone(), &operator_namespace);
+            let task = tokio::spawn(lease::run(
+                api,
+                ha.lease_name,
+                ha.identity,
+                leader_tx,
+                stop_rx.clone(),
+            ));
+            (Some(task), None)
+        }
+        None => (None, Some(leader_tx)),
+    };
 
     let mut shutdown = std::pin::pin!(shutdown_signal());
     tracing::info!(namespace = %operator_namespace, "started; listing objects");

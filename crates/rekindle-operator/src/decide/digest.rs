@@ -7,7 +7,7 @@
 //! - **Keyed marker** (default, [`marker`]): HMAC-SHA256 under the operator's
 //!   own 32-byte key ([`MarkerKey`], random, kept in a Secret in the operator's
 //!   namespace). The message is, each as a u64 big-endian length followed by
-//!   the bytes: the source's kind (`CONFIGMAP`…), namespace and name, then for
+//!   the bytes: the tag `rekindle-marker-v1`, the source's kind (`CONFIGMAP`…), namespace and name, then for
 //!   each *used* key in byte order the key and the SHA-256 of its value (the
 //!   public digest layout of DESIGN.md, applied to the per-key digests).
 //!   Without the key, a reader of Deployments cannot test guesses of a
@@ -94,6 +94,8 @@ pub fn marker(key: &MarkerKey, source: &SourceId, digests: &KeyDigests, used: &K
         mac.update(&(bytes.len() as u64).to_be_bytes());
         mac.update(bytes);
     };
+    // A format tag first: a future layout cannot collide with this one.
+    field(b"rekindle-marker-v1");
     field(source.kind.upper().as_bytes());
     field(source.namespace.as_bytes());
     field(source.name.as_bytes());
