@@ -115,6 +115,7 @@ pub fn config(settings: &Settings) -> Config {
     if settings.argo_rollouts {
         workloads.insert(WorkloadKind::Rollout);
     }
+    let names = annotation_names(settings);
     let plan = PlanSettings {
         strategy: match settings.strategy {
             ReloadStrategy::EnvVars => Strategy::EnvVars,
@@ -145,6 +146,7 @@ pub fn config(settings: &Settings) -> Config {
             namespace_selector: namespace_selector.is_some(),
             cooldown: settings.cooldown,
             gather: GATHER,
+            pause_period_annotation: names.pause_period.clone(),
         },
         hash: match settings.hash {
             HashFlag::Keyed => HashChoice::Keyed {

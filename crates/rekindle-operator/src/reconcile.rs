@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 use crate::cluster::watch::{Message, StreamEvent, StreamId, Watched};
 use crate::decide::cooldown::{Cooldown, Queued};
 use crate::decide::decision::needs_named_scan;
+use crate::decide::pause::PauseError;
 use crate::decide::plan::{Plan, PlanSettings, plan, selects, stale_sources};
 use crate::index::{SourceChange, SourceEntry, SourceIndex, WorkloadEntry, WorkloadIndex};
 use crate::metrics::{EventType, Metrics, Skipped};
 use crate::model::{SourceId, SourceKind, WorkloadId};
+use k8s_openapi::jiff::Timestamp;
 
 /// An object as a watch stream delivers it, already reduced.
 // A message is moved once through a bounded channel and consumed: boxing the
@@ -42,6 +44,8 @@ pub struct Settings {
     pub cooldown: Duration,
     /// How long a first change waits for others to join it.
     pub gather: Duration,
+    /// The `pause-period` annotation's name, for error messages.
+    pub pause_period_annotation: String,
 }
 
 /// A rollout to perform now.
@@ -55,6 +59,8 @@ pub struct Rollout {
     pub suspended: bool,
     /// When the first of its changes was queued.
     pub queued_at: Instant,
+    /// Whether to pause the Deployment with this rollout (`pause-period`).
+    pub pause: Result<bool, PauseError>,
 }
 
 /// How a rollout ended, as the caller reports it.
@@ -69,6 +75,7 @@ pub enum Outcome {
 
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
+const RESUME_RETRY: Duration = Duration::from_secs(5);
 
 /// Watch messages in, rollouts out.
 #[derive(Debug)]
@@ -87,6 +94,8 @@ pub struct Reconciler {
     attempts: HashMap<WorkloadId, u32>,
     /// Namespaces selected by `--namespace-selector`.
     selected_namespaces: HashSet<String>,
+    /// When a resume of a paused Deployment was last attempted.
+    resume_tried: HashMap<WorkloadId, Instant>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -111,6 +120,7 @@ impl Reconciler {
             queued_at: HashMap::new(),
             attempts: HashMap::new(),
             selected_namespaces: HashSet::new(),
+            resume_tried: HashMap::new(),
         }
     }
 
@@ -174,7 +184,10 @@ impl Reconciler {
             Object::Namespace(name) => {
                 self.selected_namespaces.insert(name);
             }
-            Object::Workload(id, entry) => self.workloads.apply(id, entry),
+            Object::Workload(id, entry) => {
+                self.resume_tried.remove(&id);
+                self.workloads.apply(id, entry);
+            }
             Object::Source(id, entry) => {
                 let change = self.sources.apply(id.clone(), entry);
                 if !live {
@@ -230,6 +243,7 @@ impl Reconciler {
         self.cooldown.forget(id);
         self.queued_at.remove(id);
         self.attempts.remove(id);
+        self.resume_tried.remove(id);
     }
 
     fn drop_unlisted(
@@ -406,6 +420,9 @@ impl Reconciler {
                 pending: due.sources,
                 suspended: workload.suspended,
                 queued_at,
+                pause: workload.pause.as_ref().map_or(Ok(false), |p| {
+                    p.should_pause(&self.settings.pause_period_annotation)
+                }),
             });
         }
         metrics.queue_depth(self.cooldown.pending());
@@ -433,6 +450,26 @@ impl Reconciler {
                     .retry(&rollout.workload, rollout.pending, now + wait);
             }
         }
+    }
+
+    /// The paused Deployment to resume first, if any, and when. A Deployment
+    /// whose resume was attempted at `tried` is skipped until its watch event
+    /// shows the outcome (or 5 s pass).
+    pub fn next_resume(&self, now: Instant) -> Option<(WorkloadId, Timestamp)> {
+        self.workloads
+            .resumes()
+            .filter(|(id, _)| {
+                self.resume_tried
+                    .get(*id)
+                    .is_none_or(|at| now.duration_since(*at) >= RESUME_RETRY)
+            })
+            .min_by_key(|(_, at)| **at)
+            .map(|(id, at)| (id.clone(), *at))
+    }
+
+    /// Records an attempt to resume `id`.
+    pub fn resume_tried(&mut self, id: &WorkloadId, now: Instant) {
+        self.resume_tried.insert(id.clone(), now);
     }
 
     /// The workload entry, for the executor (container indexes, uid).
@@ -475,6 +512,7 @@ mod tests {
             namespace_selector: false,
             cooldown: COOLDOWN,
             gather: GATHER,
+            pause_period_annotation: "deployment.reloader.stakater.com/pause-period".to_owned(),
         }
     }
 

@@ -116,6 +116,7 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
         client.clone(),
         cron_jobs,
         Some(Recorder::new(client.clone(), reporter)),
+        config.workload.names.paused_at.clone(),
     );
 
     let (stop_tx, stop_rx) = channel::channel(false);
@@ -141,7 +142,13 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
     tracing::info!(namespace = %operator_namespace, "started; listing objects");
     let mut was_leader = *leader_rx.borrow();
     loop {
-        let next_due = reconciler.next_due();
+        let resume_at = reconciler
+            .next_resume(Instant::now())
+            .map(|(_, at)| Instant::now() + until(at));
+        let next_due = match (reconciler.next_due(), resume_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let sleep = async {
             match next_due {
                 Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -178,6 +185,18 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
             _ = &mut shutdown => break,
         }
         if *leader_rx.borrow() {
+            while let Some((id, at)) = reconciler.next_resume(Instant::now()) {
+                if !until(at).is_zero() {
+                    break;
+                }
+                reconciler.resume_tried(&id, Instant::now());
+                match executor.resume(&id).await {
+                    Ok(()) => tracing::info!(workload = %id, "pause period over; resumed"),
+                    Err(error) => {
+                        tracing::warn!(workload = %id, %error, "could not resume; will retry")
+                    }
+                }
+            }
             for rollout in reconciler.take_due(Instant::now(), &metrics) {
                 let started = Instant::now();
                 let (outcome, result) = executor.execute(&rollout).await;
@@ -207,6 +226,12 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
         let _ = election.await;
     }
     Ok(())
+}
+
+/// Time from now until the wall-clock time `at` (zero if past).
+fn until(at: k8s_openapi::jiff::Timestamp) -> std::time::Duration {
+    let left = at.duration_since(k8s_openapi::jiff::Timestamp::now());
+    std::time::Duration::try_from(left).unwrap_or(std::time::Duration::ZERO)
 }
 
 async fn shutdown_signal() {

@@ -35,6 +35,8 @@ pub enum RolloutError {
     },
     #[error("this workload kind is not handled by this build: {0}")]
     Unsupported(WorkloadKind),
+    #[error(transparent)]
+    Pause(#[from] crate::decide::pause::PauseError),
 }
 
 /// Everything needed to roll workloads.
@@ -46,6 +48,8 @@ pub struct Executor {
     cron_jobs: ApiResource,
     recorder: Option<std::sync::Arc<Recorder>>,
     field_manager: String,
+    /// The `paused-at` annotation's name.
+    paused_at: String,
 }
 
 impl std::fmt::Debug for Executor {
@@ -61,12 +65,14 @@ impl Executor {
         client: kube::Client,
         cron_jobs: ApiResource,
         recorder: Option<Recorder>,
+        paused_at: String,
     ) -> Executor {
         Executor {
             client,
             cron_jobs,
             recorder: recorder.map(std::sync::Arc::new),
             field_manager: "rekindle-operator".to_owned(),
+            paused_at,
         }
     }
 
@@ -74,7 +80,7 @@ impl Executor {
     /// caller to log and count; the outcome says whether to retry.
     pub async fn execute(&self, rollout: &Rollout) -> (Outcome, Result<(), RolloutError>) {
         let id = &rollout.workload;
-        let result = self.perform(id, &rollout.plan, rollout.suspended).await;
+        let result = self.perform(rollout).await;
         let outcome = match &result {
             Ok(()) => Outcome::Done,
             Err(RolloutError::Api(e)) if is_not_found(e) => Outcome::Gone,
@@ -84,21 +90,24 @@ impl Executor {
         (outcome, result)
     }
 
-    async fn perform(
-        &self,
-        id: &WorkloadId,
-        plan: &Plan,
-        suspended: bool,
-    ) -> Result<(), RolloutError> {
+    async fn perform(&self, rollout: &Rollout) -> Result<(), RolloutError> {
+        let (id, plan, suspended) = (&rollout.workload, &rollout.plan, rollout.suspended);
         let annotations: BTreeMap<String, String> = plan
             .reloaded_from
             .iter()
             .map(|value| (LAST_RELOADED_FROM.to_owned(), value.clone()))
             .collect();
         match id.kind {
-            WorkloadKind::Deployment => self.patch::<Deployment>(id, plan, &annotations).await,
-            WorkloadKind::DaemonSet => self.patch::<DaemonSet>(id, plan, &annotations).await,
-            WorkloadKind::StatefulSet => self.patch::<StatefulSet>(id, plan, &annotations).await,
+            WorkloadKind::Deployment => {
+                let pause = rollout.pause.clone()?;
+                self.patch::<Deployment>(id, plan, &annotations, pause)
+                    .await
+            }
+            WorkloadKind::DaemonSet => self.patch::<DaemonSet>(id, plan, &annotations, false).await,
+            WorkloadKind::StatefulSet => {
+                self.patch::<StatefulSet>(id, plan, &annotations, false)
+                    .await
+            }
             WorkloadKind::CronJob if suspended => {
                 tracing::info!(workload = %id, "suspended CronJob: no Job created");
                 Ok(())
@@ -114,6 +123,7 @@ impl Executor {
         id: &WorkloadId,
         plan: &Plan,
         annotations: &BTreeMap<String, String>,
+        pause: bool,
     ) -> Result<(), RolloutError>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
@@ -123,7 +133,6 @@ impl Executor {
         K::DynamicType: Default,
     {
         let api: Api<K> = Api::namespaced(self.client.clone(), &id.namespace);
-        let params = PatchParams::apply(&self.field_manager);
         if !plan.remove.is_empty() {
             let mut removals = plan.remove.clone();
             // Later entries first, so earlier indexes stay valid.
@@ -144,9 +153,15 @@ impl Executor {
                 .await?;
         }
         if !plan.env.is_empty() || !annotations.is_empty() {
-            let body = patch::template_patch(id.kind, &plan.env, annotations)?;
+            let mut body = patch::template_patch(id.kind, &plan.env, annotations)?;
+            if pause {
+                // Paused in the same request as the template change: the
+                // Deployment controller never sees the new template unpaused.
+                let now = k8s_openapi::jiff::Timestamp::now().to_string();
+                json_merge(&mut body, patch::pause_patch(&self.paused_at, &now));
+            }
             let params = PatchParams {
-                field_manager: params.field_manager,
+                field_manager: Some(self.field_manager.clone()),
                 ..PatchParams::default()
             };
             api.patch(&id.name, &params, &Patch::Strategic(body))
@@ -221,6 +236,22 @@ impl Executor {
         }
     }
 
+    /// Resumes a Deployment the operator paused (`pause-period` over).
+    pub async fn resume(&self, id: &WorkloadId) -> Result<(), RolloutError> {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &id.namespace);
+        let params = PatchParams {
+            field_manager: Some(self.field_manager.clone()),
+            ..PatchParams::default()
+        };
+        api.patch(
+            &id.name,
+            &params,
+            &Patch::Strategic(patch::resume_patch(&self.paused_at)),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Reloader's Events: `Reloaded` (Normal) or `ReloadFail` (Warning) on the
     /// workload. A failure to publish is logged and does not fail the rollout.
     async fn publish(&self, id: &WorkloadId, plan: &Plan, error: Option<&RolloutError>) {
@@ -285,5 +316,17 @@ impl Executor {
         if let Err(error) = recorder.publish(&event, &reference).await {
             tracing::warn!(workload = %id, error = %Explain(&error), "could not publish the {reason} event");
         }
+    }
+}
+
+/// Merges JSON object `from` into `into`, recursively.
+fn json_merge(into: &mut serde_json::Value, from: serde_json::Value) {
+    match (into, from) {
+        (serde_json::Value::Object(into), serde_json::Value::Object(from)) => {
+            for (key, value) in from {
+                json_merge(into.entry(key).or_insert(serde_json::Value::Null), value);
+            }
+        }
+        (into, from) => *into = from,
     }
 }

@@ -8,5 +8,6 @@ pub mod duration;
 pub mod envname;
 pub mod leadership;
 pub mod patch;
+pub mod pause;
 pub mod plan;
 pub mod references;

@@ -13,6 +13,7 @@ use crate::decide::annotations::{
     AnnotationNames, LAST_RELOADED_FROM, RolloutStrategy, SourceFlags, WorkloadRules,
 };
 use crate::decide::digest::{KeyDigests, reloader_sha1_config_map, reloader_sha1_secret};
+use crate::decide::pause::Pause;
 use crate::decide::references::TemplateRefs;
 use crate::index::{SourceEntry, WorkloadEntry};
 use crate::model::{SourceId, SourceKind, WorkloadId, WorkloadKind};
@@ -102,18 +103,25 @@ fn workload(
         reloaded_from: template_annotations.get(LAST_RELOADED_FROM).cloned(),
         suspended: false,
         rollout_strategy: RolloutStrategy::from_annotations(annotations(meta)),
+        pause: None,
     };
     (WorkloadId::new(kind, namespace, name), entry)
 }
 
 pub fn deployment(object: &Deployment, settings: &WorkloadSettings) -> (WorkloadId, WorkloadEntry) {
     let template = object.spec.as_ref().map(|s| &s.template);
-    workload(
+    let (id, mut entry) = workload(
         WorkloadKind::Deployment,
         &object.metadata,
         template,
         settings,
-    )
+    );
+    entry.pause = Pause::from_annotations(
+        annotations(&object.metadata),
+        &settings.names.pause_period,
+        &settings.names.paused_at,
+    );
+    (id, entry)
 }
 
 pub fn daemon_set(object: &DaemonSet, settings: &WorkloadSettings) -> (WorkloadId, WorkloadEntry) {

@@ -7,8 +7,10 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::decide::annotations::{RolloutStrategy, WorkloadRules};
 use crate::decide::decision::needs_named_scan;
+use crate::decide::pause::Pause;
 use crate::decide::references::TemplateRefs;
 use crate::model::{SourceId, SourceKind, WorkloadId, WorkloadKind};
+use k8s_openapi::jiff::Timestamp;
 
 /// One workload, reduced.
 #[derive(Debug)]
@@ -22,6 +24,8 @@ pub struct WorkloadEntry {
     pub suspended: bool,
     /// An Argo Rollout's `rollout-strategy` annotation.
     pub rollout_strategy: RolloutStrategy,
+    /// A Deployment's `pause-period` / `paused-at` annotations.
+    pub pause: Option<Pause>,
 }
 
 /// Every workload in scope, with reverse indexes by what it uses.
@@ -34,6 +38,8 @@ pub struct WorkloadIndex {
     /// …) for a source kind in a namespace: a name in it may match a source the
     /// template does not reference, and Reloader rolls those too.
     naming: HashMap<(String, SourceKind), BTreeSet<WorkloadId>>,
+    /// Deployments the operator paused, with the time to resume them.
+    resumes: HashMap<WorkloadId, Timestamp>,
 }
 
 const SOURCE_KINDS: [SourceKind; 3] = [
@@ -59,6 +65,9 @@ impl WorkloadIndex {
                     .or_default()
                     .insert(id.clone());
             }
+        }
+        if let Some(at) = entry.pause.as_ref().and_then(Pause::resume_at) {
+            self.resumes.insert(id.clone(), at);
         }
         self.entries.insert(id, entry);
     }
@@ -129,6 +138,11 @@ impl WorkloadIndex {
             self.remove(id);
         }
         gone
+    }
+
+    /// Paused Deployments and when to resume each.
+    pub fn resumes(&self) -> impl Iterator<Item = (&WorkloadId, &Timestamp)> {
+        self.resumes.iter()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&WorkloadId, &WorkloadEntry)> {
