@@ -143,6 +143,40 @@ fetch_source() {
     rm -rf "${scratch}"
 }
 
+# Source fixes applied to the vendored tree before building. Bump FIXES when
+# they change: binaries built without the current set are rebuilt.
+FIXES="reflect2-go118-1"
+
+# Go >= 1.18 changed reflect.mapiterinit to fill an iterator the caller
+# allocates; the vendored modern-go/reflect2 v1.0.1 still calls it the old way
+# and reads a pointer that was never returned. json-iterator iterates maps
+# through it when kube-apiserver encodes a custom resource's metadata, so the
+# first create of any CRD object crashes the apiserver (SIGSEGV in
+# mapiternext). The call is rewritten to the new signature with an iterator of
+# the runtime's full size (Go 1.19's layout).
+fix_reflect2() {
+    local dir="${TREE}/vendor/github.com/modern-go/reflect2"
+    [[ -f "${dir}/unsafe_link.go" && -f "${dir}/unsafe_map.go" ]] || die "vendored reflect2 not found in ${dir}"
+    if grep -q 'rekindle: go1.18 iterator' "${dir}/unsafe_link.go"; then
+        return
+    fi
+    say "fixing the vendored modern-go/reflect2 for Go >= 1.18"
+    perl -0pi -e 's/func mapiterinit\(rtype unsafe\.Pointer, m unsafe\.Pointer\) \*hiter/func mapiterinit(rtype unsafe.Pointer, m unsafe.Pointer, it *hiter)/' "${dir}/unsafe_link.go"
+    perl -0pi -e 's|\t// rest fields are ignored\n|\t// rekindle: go1.18 iterator. The rest of the runtime'"'"'s layout, so that\n\t// mapiterinit has the whole struct to write into.\n\tt           unsafe.Pointer\n\th           unsafe.Pointer\n\tbuckets     unsafe.Pointer\n\tbptr        unsafe.Pointer\n\toverflow    *[]unsafe.Pointer\n\toldoverflow *[]unsafe.Pointer\n\tstartBucket uintptr\n\toffset      uint8\n\twrapped     bool\n\tB           uint8\n\ti           uint8\n\tbucket      uintptr\n\tcheckBucket uintptr\n|' "${dir}/unsafe_link.go"
+    cat >>"${dir}/unsafe_link.go" <<'GO'
+
+// newMapIterator allocates the iterator that mapiterinit fills (Go >= 1.18).
+func newMapIterator(rtype unsafe.Pointer, m unsafe.Pointer) *hiter {
+	it := new(hiter)
+	mapiterinit(rtype, m, it)
+	return it
+}
+GO
+    perl -0pi -e 's/hiter:(\s+)mapiterinit\(/hiter:$1newMapIterator(/' "${dir}/unsafe_map.go"
+    grep -q 'rekindle: go1.18 iterator' "${dir}/unsafe_link.go" && grep -q 'newMapIterator(' "${dir}/unsafe_map.go" \
+        || die "could not apply the reflect2 fix to ${dir}"
+}
+
 build_control_plane() {
     step "build kube-apiserver and kube-controller-manager (about 12 minutes on 2 cores)"
     local out="${TREE}/_output/bin"
@@ -156,6 +190,7 @@ build_control_plane() {
     have_binary "${out}/kube-apiserver" || die "make produced no ${out}/kube-apiserver"
     have_binary "${out}/kube-controller-manager" || die "make produced no ${out}/kube-controller-manager"
     install -m 0755 "${out}/kube-apiserver" "${out}/kube-controller-manager" "${BIN_DIR}/"
+    echo "${FIXES}" >"${BIN_DIR}/control-plane.fixes"
 }
 
 build_writer() {
@@ -198,12 +233,25 @@ main() {
 
     local need_cp=0 need_writer=0
     have_binary "${BIN_DIR}/kube-apiserver" && have_binary "${BIN_DIR}/kube-controller-manager" || need_cp=1
+    if [[ "$(cat "${BIN_DIR}/control-plane.fixes" 2>/dev/null)" != "${FIXES}" ]]; then
+        need_cp=1
+    fi
     writer_is_current || need_writer=1
 
     if ((need_cp || need_writer)); then
         fetch_source
     fi
+    if ((need_cp || need_writer)); then
+        fix_reflect2
+    fi
     if ((need_cp)); then
+        # Binaries from before the current fixes: rebuild them (Go's build
+        # cache in _output keeps this to the packages that changed).
+        if [[ -f "${TREE}/_output/bin/kube-apiserver" && "$(cat "${BIN_DIR}/control-plane.fixes" 2>/dev/null)" != "${FIXES}" ]]; then
+            rm -f "${TREE}/_output/bin/kube-apiserver" "${TREE}/_output/bin/kube-controller-manager"
+            (cd "${TREE}" && make WHAT="cmd/kube-apiserver cmd/kube-controller-manager") \
+                || die "rebuilding kube-apiserver and kube-controller-manager failed; see the output above"
+        fi
         build_control_plane
     fi
     if ((need_writer)); then

@@ -147,7 +147,10 @@ pub fn config(settings: &Settings) -> Config {
             cooldown: settings.cooldown,
             gather: GATHER,
             pause_period_annotation: names.pause_period.clone(),
+            webhook_mode: settings.webhook_url.is_some(),
         },
+        webhook_url: settings.webhook_url.clone(),
+        alerts: settings.alerts.clone(),
         hash: match settings.hash {
             HashFlag::Keyed => HashChoice::Keyed {
                 secret: settings.hash_key_secret.clone(),

@@ -17,6 +17,7 @@ pub mod decide;
 pub mod index;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod reconcile;
 pub mod run;
 pub mod server;

@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use crate::cluster::watch::{Message, StreamEvent, StreamId, Watched};
+use crate::decide::annotations::RolloutStrategy;
 use crate::decide::cooldown::{Cooldown, Queued};
 use crate::decide::decision::needs_named_scan;
 use crate::decide::pause::PauseError;
@@ -46,6 +47,8 @@ pub struct Settings {
     pub gather: Duration,
     /// The `pause-period` annotation's name, for error messages.
     pub pause_period_annotation: String,
+    /// `--webhook-url`: changes are announced instead of rolling anything.
+    pub webhook_mode: bool,
 }
 
 /// A rollout to perform now.
@@ -61,6 +64,8 @@ pub struct Rollout {
     pub queued_at: Instant,
     /// Whether to pause the Deployment with this rollout (`pause-period`).
     pub pause: Result<bool, PauseError>,
+    /// An Argo Rollout with `rollout-strategy: restart`.
+    pub restart: bool,
 }
 
 /// How a rollout ended, as the caller reports it.
@@ -96,6 +101,8 @@ pub struct Reconciler {
     selected_namespaces: HashSet<String>,
     /// When a resume of a paused Deployment was last attempted.
     resume_tried: HashMap<WorkloadId, Instant>,
+    /// Changed sources to announce (`--webhook-url` mode).
+    announcements: Vec<SourceId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -121,6 +128,7 @@ impl Reconciler {
             attempts: HashMap::new(),
             selected_namespaces: HashSet::new(),
             resume_tried: HashMap::new(),
+            announcements: Vec::new(),
         }
     }
 
@@ -317,6 +325,13 @@ impl Reconciler {
             metrics.event_processed(event, source.kind, "skipped");
             return;
         }
+        if self.settings.webhook_mode {
+            // Reloader's webhook mode announces every change in scope and
+            // consults no annotation.
+            self.announcements.push(source.clone());
+            metrics.event_processed(event, source.kind, "queued");
+            return;
+        }
         let entry = self.sources.get(source);
         let flags = entry.or(gone).map(|e| e.flags).unwrap_or_default();
         let mut concerned = Vec::new();
@@ -423,6 +438,7 @@ impl Reconciler {
                 pause: workload.pause.as_ref().map_or(Ok(false), |p| {
                     p.should_pause(&self.settings.pause_period_annotation)
                 }),
+                restart: workload.rollout_strategy == RolloutStrategy::Restart,
             });
         }
         metrics.queue_depth(self.cooldown.pending());
@@ -465,6 +481,11 @@ impl Reconciler {
             })
             .min_by_key(|(_, at)| **at)
             .map(|(id, at)| (id.clone(), *at))
+    }
+
+    /// Sources whose change is to be announced (`--webhook-url` mode).
+    pub fn take_announcements(&mut self) -> Vec<SourceId> {
+        std::mem::take(&mut self.announcements)
     }
 
     /// Records an attempt to resume `id`.
@@ -513,6 +534,7 @@ mod tests {
             cooldown: COOLDOWN,
             gather: GATHER,
             pause_period_annotation: "deployment.reloader.stakater.com/pause-period".to_owned(),
+            webhook_mode: false,
         }
     }
 
@@ -799,6 +821,34 @@ mod tests {
         )
         .expect("valid JSON");
         assert_eq!(written["hash"], whole(&cm));
+    }
+
+    // ---- webhook mode -------------------------------------------------------------
+
+    #[test]
+    fn webhook_mode_announces_changes_and_rolls_nothing() {
+        let cm = app_config(&[("a", "1")]);
+        let mut settings = mk_settings();
+        settings.webhook_mode = true;
+        let mut h = Harness::started(settings, &[&cm], &[&mk_user("web", &[AUTO])]);
+        assert!(
+            h.reconciler.take_announcements().is_empty(),
+            "the first list announces nothing"
+        );
+        h.apply_config_map(&app_config(&[("a", "2")]));
+        assert_eq!(h.reconciler.take_announcements(), [cm_id("app-config")]);
+        assert_eq!(h.reconciler.pending(), 0);
+        assert!(h.drain().is_empty());
+        h.apply_config_map(&mk_config_map(
+            NS,
+            "app-config",
+            &[("a", "2")],
+            &[("team", "x")],
+        ));
+        assert!(
+            h.reconciler.take_announcements().is_empty(),
+            "a metadata-only change is not announced"
+        );
     }
 
     // ---- changes ------------------------------------------------------------------

@@ -18,6 +18,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use tokio::sync::{mpsc, watch as channel};
 
+use crate::cli::AlertSettings;
 use crate::cluster::rollout::Executor;
 use crate::cluster::watch::{self, Message, StreamId, Watched};
 use crate::cluster::{hash_key, lease};
@@ -26,6 +27,8 @@ use crate::decide::plan::HashMode;
 use crate::index::objects::{self, WorkloadSettings};
 use crate::metrics::Metrics;
 use crate::model::{SourceKind, WorkloadKind};
+use crate::notify::alert;
+use crate::notify::http::Poster;
 use crate::reconcile::{Object, Reconciler, Settings};
 use crate::server::{self, Health};
 
@@ -71,6 +74,10 @@ pub struct Config {
     pub by_namespace_metrics: bool,
     /// `POD_NAMESPACE`, else the client's default namespace.
     pub operator_namespace: Option<String>,
+    /// `--webhook-url`: announce changes there instead of rolling.
+    pub webhook_url: Option<String>,
+    /// `ALERT_*`: post an alert after each rollout.
+    pub alerts: Option<AlertSettings>,
 }
 
 /// Runs the operator until SIGTERM or SIGINT.
@@ -104,7 +111,12 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
         .await
         .context("discovering the CronJob API version")?;
     let (tx, mut rx) = mpsc::channel::<Message<Object>>(256);
-    let streams = spawn_watches(&config, &client, &cron_jobs, &tx);
+    let argo = if config.workloads.contains(&WorkloadKind::Rollout) {
+        argo_rollout_resource(&client).await
+    } else {
+        None
+    };
+    let streams = spawn_watches(&config, &client, &cron_jobs, argo.as_ref(), &tx);
     drop(tx);
     let mut reconciler = Reconciler::new(settings, streams);
 
@@ -117,6 +129,7 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
         cron_jobs,
         Some(Recorder::new(client.clone(), reporter)),
         config.workload.names.paused_at.clone(),
+        argo,
     );
 
     let (stop_tx, stop_rx) = channel::channel(false);
@@ -138,6 +151,12 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
         None => (None, Some(leader_tx)),
     };
 
+    let poster = Poster::new(NOTIFY_TIMEOUT);
+    if config.alerts.as_ref().is_some_and(|a| a.proxy.is_some()) {
+        tracing::warn!(
+            "ALERT_WEBHOOK_PROXY is not supported by rekindle-operator yet; alerts go directly"
+        );
+    }
     let mut shutdown = std::pin::pin!(shutdown_signal());
     tracing::info!(namespace = %operator_namespace, "started; listing objects");
     let mut was_leader = *leader_rx.borrow();
@@ -167,6 +186,11 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
                 if reconciler.is_synced() && !synced.swap(true, Ordering::AcqRel) {
                     let (sources, workloads) = reconciler.cached();
                     tracing::info!(sources, workloads, "initial list complete; ready");
+                }
+                for source in reconciler.take_announcements() {
+                    if let Some(url) = &config.webhook_url {
+                        tokio::spawn(announce(poster.clone(), url.clone(), source, metrics.clone()));
+                    }
                 }
                 let (sources, workloads) = reconciler.cached();
                 metrics.cached_objects("source", sources);
@@ -204,12 +228,24 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
                 metrics.action(rollout.workload.kind, result.is_ok(), took);
                 metrics.reload_executed(result.is_ok(), &rollout.workload.namespace);
                 match &result {
-                    Ok(()) => tracing::info!(
+                    Ok(()) => {
+                        if let Some(alerts) = &config.alerts {
+                            for source in &rollout.plan.because {
+                                let text = alert::text(
+                                    source,
+                                    &rollout.workload,
+                                    alerts.additional_info.as_deref(),
+                                );
+                                tokio::spawn(send_alert(poster.clone(), alerts.clone(), text));
+                            }
+                        }
+                        tracing::info!(
                         workload = %rollout.workload,
                         because = ?rollout.plan.because.iter().map(ToString::to_string).collect::<Vec<_>>(),
                         took_ms = took.as_millis() as u64,
                         "rolled"
-                    ),
+                        );
+                    }
                     Err(error) => {
                         metrics.error("rollout");
                         metrics.retry();
@@ -226,6 +262,47 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
         let _ = election.await;
     }
     Ok(())
+}
+
+const NOTIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `--webhook-url` mode: POSTs Reloader's body for one changed source, with
+/// two retries.
+async fn announce(
+    poster: Poster,
+    url: String,
+    source: crate::model::SourceId,
+    metrics: Arc<Metrics>,
+) {
+    let body = br#"{"webhook":"update successful"}"#.to_vec();
+    for attempt in 0..3u32 {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_secs(1 << attempt)).await;
+        }
+        match poster.post(&url, "application/json", body.clone()).await {
+            Ok(status) if (200..300).contains(&status) => {
+                tracing::info!(%source, status, "change announced to the webhook");
+                metrics.reload_executed(true, &source.namespace);
+                return;
+            }
+            Ok(status) => {
+                tracing::warn!(%source, status, attempt, "webhook refused the announcement")
+            }
+            Err(error) => tracing::warn!(%source, %error, attempt, "webhook announcement failed"),
+        }
+    }
+    metrics.reload_executed(false, &source.namespace);
+    metrics.error("webhook");
+}
+
+/// Posts one alert (`ALERT_ON_RELOAD=true`).
+async fn send_alert(poster: Poster, alerts: AlertSettings, text: String) {
+    let (content_type, body) = alert::payload(alerts.sink, &text);
+    match poster.post(&alerts.webhook_url, content_type, body).await {
+        Ok(status) if alert::accepted(alerts.sink, status) => tracing::debug!(status, "alert sent"),
+        Ok(status) => tracing::warn!(status, "the alert webhook refused the alert"),
+        Err(error) => tracing::warn!(%error, "could not send the alert"),
+    }
 }
 
 /// Time from now until the wall-clock time `at` (zero if past).
@@ -266,11 +343,34 @@ async fn cron_job_resource(client: &kube::Client) -> Result<ApiResource, kube::E
     })
 }
 
+/// Argo Rollouts (`argoproj.io/v1alpha1`), if their CRD is served.
+async fn argo_rollout_resource(client: &kube::Client) -> Option<ApiResource> {
+    match client
+        .list_api_group_resources("argoproj.io/v1alpha1")
+        .await
+    {
+        Ok(list) if list.resources.iter().any(|r| r.name == "rollouts") => Some(ApiResource {
+            group: "argoproj.io".into(),
+            version: "v1alpha1".into(),
+            api_version: "argoproj.io/v1alpha1".into(),
+            kind: "Rollout".into(),
+            plural: "rollouts".into(),
+        }),
+        _ => {
+            tracing::warn!(
+                "--is-Argo-Rollouts=true, but argoproj.io/v1alpha1 rollouts are not served; Rollouts are not watched"
+            );
+            None
+        }
+    }
+}
+
 /// Starts one watch per kind and namespace scope; returns their ids.
 fn spawn_watches(
     config: &Config,
     client: &kube::Client,
     cron_jobs: &ApiResource,
+    argo: Option<&ApiResource>,
     tx: &mpsc::Sender<Message<Object>>,
 ) -> Vec<StreamId> {
     let namespaces: Vec<Option<String>> = match &config.scope {
@@ -396,7 +496,23 @@ fn spawn_watches(
                         tx,
                     ));
                 }
-                WorkloadKind::Rollout => continue,
+                WorkloadKind::Rollout => {
+                    let Some(argo) = argo else { continue };
+                    let dynamic: Api<DynamicObject> = match ns {
+                        Some(ns) => Api::namespaced_with(client.clone(), ns, argo),
+                        None => Api::all_with(client.clone(), argo),
+                    };
+                    tokio::spawn(watch::run(
+                        dynamic,
+                        cfg,
+                        id.clone(),
+                        move |o: DynamicObject| {
+                            let (id, e) = objects::rollout(&o.metadata, &o.data["spec"], &s);
+                            Object::Workload(id, e)
+                        },
+                        tx,
+                    ));
+                }
             }
             streams.push(id);
         }

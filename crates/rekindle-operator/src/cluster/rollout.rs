@@ -50,6 +50,8 @@ pub struct Executor {
     field_manager: String,
     /// The `paused-at` annotation's name.
     paused_at: String,
+    /// Argo Rollouts, when watched and served.
+    argo_rollouts: Option<ApiResource>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -66,6 +68,7 @@ impl Executor {
         cron_jobs: ApiResource,
         recorder: Option<Recorder>,
         paused_at: String,
+        argo_rollouts: Option<ApiResource>,
     ) -> Executor {
         Executor {
             client,
@@ -73,6 +76,7 @@ impl Executor {
             recorder: recorder.map(std::sync::Arc::new),
             field_manager: "rekindle-operator".to_owned(),
             paused_at,
+            argo_rollouts,
         }
     }
 
@@ -114,7 +118,7 @@ impl Executor {
             }
             WorkloadKind::CronJob => self.instantiate(id, plan, &annotations).await,
             WorkloadKind::Job => self.recreate(id, plan, &annotations).await,
-            WorkloadKind::Rollout => Err(RolloutError::Unsupported(id.kind)),
+            WorkloadKind::Rollout => self.roll_argo(rollout, &annotations).await,
         }
     }
 
@@ -234,6 +238,46 @@ impl Executor {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// An Argo Rollout: `spec.restartAt` with `rollout-strategy: restart`, else
+    /// a merge patch of the template (a CRD takes no strategic merge), built
+    /// from the Rollout as read now and guarded by its resourceVersion.
+    async fn roll_argo(
+        &self,
+        rollout: &Rollout,
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<(), RolloutError> {
+        let id = &rollout.workload;
+        let Some(resource) = &self.argo_rollouts else {
+            return Err(RolloutError::Unsupported(id.kind));
+        };
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &id.namespace, resource);
+        let params = PatchParams {
+            field_manager: Some(self.field_manager.clone()),
+            ..PatchParams::default()
+        };
+        let body = if rollout.restart {
+            patch::restart_at_patch(&k8s_openapi::jiff::Timestamp::now().to_string())
+        } else {
+            let current = api.get(&id.name).await?;
+            let spec: k8s_openapi::api::core::v1::PodSpec = serde_json::from_value(
+                current.data["spec"]["template"]["spec"].clone(),
+            )
+            .map_err(|source| RolloutError::Decode {
+                kind: "Rollout",
+                source,
+            })?;
+            patch::rollout_template_patch(
+                &spec,
+                current.metadata.resource_version.as_deref(),
+                &rollout.plan.env,
+                annotations,
+            )?
+        };
+        api.patch(&id.name, &params, &Patch::Merge(body)).await?;
+        Ok(())
     }
 
     /// Resumes a Deployment the operator paused (`pause-period` over).
