@@ -141,7 +141,14 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
     tracing::info!(namespace = %operator_namespace, "started; listing objects");
     let mut was_leader = *leader_rx.borrow();
     loop {
-        let next_due = reconciler.next_due();
+        // A standby keeps queueing what it sees but never takes it: waking for
+        // those due times would spin, since they stay due. Becoming the leader
+        // wakes the loop through `leader_rx`.
+        let next_due = if *leader_rx.borrow() {
+            reconciler.next_due()
+        } else {
+            None
+        };
         let sleep = async {
             match next_due {
                 Some(at) => tokio::time::sleep_until(at.into()).await,
