@@ -59,8 +59,12 @@ fn init_logging(format: LogFormat, level: LogLevel) {
         LogLevel::Debug => LevelFilter::DEBUG,
         LogLevel::Trace => LevelFilter::TRACE,
     };
+    use std::io::IsTerminal as _;
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
+        // Colours only for a person at a terminal: in a pod (or any file) the
+        // escape codes would end up in `kubectl logs` and log collectors.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),

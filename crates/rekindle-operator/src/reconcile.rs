@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use crate::cluster::watch::{Message, StreamEvent, StreamId, Watched};
-use crate::decide::annotations::RolloutStrategy;
+use crate::decide::annotations::{InvalidPattern, RolloutStrategy};
 use crate::decide::cooldown::{Cooldown, Queued};
 use crate::decide::decision::needs_named_scan;
 use crate::decide::pause::PauseError;
@@ -194,6 +194,9 @@ impl Reconciler {
             }
             Object::Workload(id, entry) => {
                 self.resume_tried.remove(&id);
+                for invalid in newly_invalid(self.workloads.get(&id), &entry) {
+                    tracing::warn!(workload = %id, "{invalid}; the item is skipped");
+                }
                 self.workloads.apply(id, entry);
             }
             Object::Source(id, entry) => {
@@ -499,6 +502,18 @@ impl Reconciler {
     }
 }
 
+/// The invalid named-list items of `new` to report: all of them when the
+/// workload is new or its invalid items changed, none when this is the same
+/// version seen again (a status update, a re-list), so that each is logged
+/// once per workload version rather than on every event.
+fn newly_invalid<'a>(old: Option<&WorkloadEntry>, new: &'a WorkloadEntry) -> &'a [InvalidPattern] {
+    let invalid = new.rules.invalid_patterns();
+    match old {
+        Some(old) if old.rules.invalid_patterns() == invalid => &[],
+        _ => invalid,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! Every rule of the reconciler, driven by watch messages built from real
@@ -694,6 +709,30 @@ mod tests {
         fn metric(&self, line: &str) -> bool {
             self.metrics.render().lines().any(|l| l == line)
         }
+    }
+
+    // ---- invalid named-list items -------------------------------------------
+
+    #[test]
+    fn invalid_list_items_are_reported_once_per_workload_version() {
+        let reload = "configmap.reloader.stakater.com/reload";
+        let broken = mk_user("web", &[(reload, "app-.*, broken[")]);
+        let (_, first) = workload_of(&broken);
+        let reported: Vec<String> = newly_invalid(None, &first)
+            .iter()
+            .map(|i| i.item.clone())
+            .collect();
+        assert_eq!(reported, ["broken["]);
+        // The same version again (a status update, a re-list): nothing.
+        let (_, again) = workload_of(&broken);
+        assert!(newly_invalid(Some(&first), &again).is_empty());
+        // Another invalid item: reported.
+        let (_, other) = workload_of(&mk_user("web", &[(reload, "(unclosed")]));
+        assert_eq!(newly_invalid(Some(&again), &other).len(), 1);
+        // Fixed: nothing to report.
+        let (_, fixed) = workload_of(&mk_user("web", &[(reload, "app-.*")]));
+        assert!(newly_invalid(Some(&other), &fixed).is_empty());
+        assert!(newly_invalid(None, &fixed).is_empty());
     }
 
     // ---- start -----------------------------------------------------------------

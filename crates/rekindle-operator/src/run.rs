@@ -161,12 +161,19 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
     tracing::info!(namespace = %operator_namespace, "started; listing objects");
     let mut was_leader = *leader_rx.borrow();
     loop {
-        let resume_at = reconciler
-            .next_resume(Instant::now())
-            .map(|(_, at)| Instant::now() + until(at));
-        let next_due = match (reconciler.next_due(), resume_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        // A standby keeps queueing what it sees but never takes it: waking for
+        // those due times (or paused Deployments to resume) would spin, since
+        // they stay due. Becoming the leader wakes the loop through `leader_rx`.
+        let next_due = if *leader_rx.borrow() {
+            let resume_at = reconciler
+                .next_resume(Instant::now())
+                .map(|(_, at)| Instant::now() + until(at));
+            match (reconciler.next_due(), resume_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        } else {
+            None
         };
         let sleep = async {
             match next_due {

@@ -185,7 +185,7 @@ impl SourceFlags {
 /// An item of a named list that does not compile as a regex. The item is skipped;
 /// the rest of the list still works.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("invalid regex {item:?} in annotation {annotation:?}: {error}")]
+#[error("invalid regex {item:?} in annotation {annotation:?}: {}", one_line(.error))]
 pub struct InvalidPattern {
     /// The annotation key the list was read from.
     pub annotation: String,
@@ -193,6 +193,20 @@ pub struct InvalidPattern {
     pub item: String,
     /// Why `^item$` did not compile.
     pub error: regex::Error,
+}
+
+/// A regex error on one line. The parser's own text draws a caret under the
+/// pattern over several lines, which splits a log record; its last line says
+/// what is wrong (`error: unclosed character class`), and the item is quoted
+/// next to it anyway.
+fn one_line(error: &regex::Error) -> String {
+    let text = error.to_string();
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    last.trim().trim_start_matches("error: ").to_owned()
 }
 
 /// The workload's auto setting for one source kind, from the plain and the typed
@@ -784,6 +798,9 @@ pub(crate) mod tests {
         );
         let message = rules.invalid_patterns()[0].to_string();
         assert!(message.contains("\"app-(\""), "{message}");
+        // One log line, saying what is wrong.
+        assert!(!message.contains('\n'), "{message}");
+        assert!(message.ends_with("unclosed group"), "{message}");
         assert!(
             message.contains("configmap.reloader.stakater.com/reload"),
             "{message}"

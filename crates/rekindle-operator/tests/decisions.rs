@@ -1,0 +1,365 @@
+//! Reloader's decision order on the real server: which annotation on which
+//! object makes a change roll a workload, and which makes it not.
+//!
+//! Every workload and source exists before the operator starts (see
+//! [`Barrier`]); each change is made once, then the positive outcomes are
+//! awaited, then barriers on both watch streams prove that the negative ones
+//! were decided too, and every workload's markers and generation are checked
+//! exactly. `--cooldown=0s`: the cooldown is not what is tested here.
+
+mod support;
+
+use rekindle_operator::model::{KeyUse, SourceKind};
+use serde_json::json;
+use support::*;
+
+const NS: &str = "apps";
+const V0: &[(&str, &str)] = &[("v", "0")];
+const V1: &[(&str, &str)] = &[("v", "1")];
+const V2: &[(&str, &str)] = &[("v", "2")];
+
+async fn assert_markers(cluster: &Cluster, name: &str, expected: &[(&str, &str, &str)]) {
+    assert_eq!(
+        markers(cluster, Kind::Deployment, NS, name).await,
+        marker_map(expected),
+        "markers of {name}"
+    );
+}
+
+async fn assert_generation(cluster: &Cluster, name: &str, expected: i64) {
+    assert_eq!(
+        generation(cluster, Kind::Deployment, NS, name).await,
+        expected,
+        "generation of {name} (1 + its rollouts)"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs scripts/provision-k8s.sh"]
+async fn the_decision_order_on_the_real_server() {
+    let cluster = Cluster::start().await;
+    let client = &cluster.client;
+    create_namespace(client, NS).await;
+
+    for name in [
+        "cfg-auto",
+        "cfg-plain",
+        "cfg-typed",
+        "app-one",
+        "my-app-one",
+        "other",
+        "cfg-template",
+        "cfg-shadowed",
+        "cfg-excluded",
+        "cfg-kept",
+        "cfg-nomatch",
+    ] {
+        put_config_map(client, NS, name, V0).await;
+    }
+    put_config_map_annotated(
+        client,
+        NS,
+        "cfg-match",
+        V0,
+        &[("reloader.stakater.com/match", "true")],
+    )
+    .await;
+    put_config_map_annotated(
+        client,
+        NS,
+        "cfg-ignored",
+        V0,
+        &[("reloader.stakater.com/ignore", "true")],
+    )
+    .await;
+    put_secret(client, NS, "sec-typed", V0).await;
+
+    deployment("auto")
+        .auto()
+        .app(env_from_config_map("cfg-auto"))
+        .create(&cluster, NS)
+        .await;
+    deployment("plain")
+        .app(env_from_config_map("cfg-plain"))
+        .create(&cluster, NS)
+        .await;
+    deployment("opted-out")
+        .annotations(json!({"reloader.stakater.com/auto": "false"}))
+        .app(env_from_config_map("cfg-plain"))
+        .create(&cluster, NS)
+        .await;
+    deployment("typed")
+        .annotations(json!({"configmap.reloader.stakater.com/auto": "true"}))
+        .app(json!({"envFrom": [
+            {"configMapRef": {"name": "cfg-typed"}},
+            {"secretRef": {"name": "sec-typed"}},
+        ]}))
+        .create(&cluster, NS)
+        .await;
+    // Named, references none of the names: the marker goes on the first container.
+    deployment("named")
+        .annotations(json!({"configmap.reloader.stakater.com/reload": "app-.*, broken[, other"}))
+        .pod(json!({"containers": [container("first", json!({})), container("second", json!({}))]}))
+        .create(&cluster, NS)
+        .await;
+    deployment("template")
+        .template_annotations(json!({"reloader.stakater.com/auto": "true"}))
+        .app(env_from_config_map("cfg-template"))
+        .create(&cluster, NS)
+        .await;
+    // The metadata holds a rule key, so the template's rules are not read.
+    deployment("shadowed")
+        .annotations(json!({"reloader.stakater.com/auto": "false"}))
+        .template_annotations(json!({"reloader.stakater.com/auto": "true"}))
+        .app(env_from_config_map("cfg-shadowed"))
+        .create(&cluster, NS)
+        .await;
+    deployment("exclude")
+        .annotations(json!({
+            "reloader.stakater.com/auto": "true",
+            "configmaps.exclude.reloader.stakater.com/reload": "cfg-excluded",
+        }))
+        .app(json!({"envFrom": [
+            {"configMapRef": {"name": "cfg-excluded"}},
+            {"configMapRef": {"name": "cfg-kept"}},
+        ]}))
+        .create(&cluster, NS)
+        .await;
+    deployment("search")
+        .annotations(json!({"reloader.stakater.com/search": "true"}))
+        .app(json!({"envFrom": [
+            {"configMapRef": {"name": "cfg-match"}},
+            {"configMapRef": {"name": "cfg-nomatch"}},
+        ]}))
+        .create(&cluster, NS)
+        .await;
+    deployment("ignored")
+        .auto()
+        .app(env_from_config_map("cfg-ignored"))
+        .create(&cluster, NS)
+        .await;
+
+    let mut cm_barrier = Barrier::create(&cluster, NS, SourceKind::ConfigMap, 2).await;
+    let mut secret_barrier = Barrier::create(&cluster, NS, SourceKind::Secret, 1).await;
+
+    // ---- default flags --------------------------------------------------------
+    let mut operator = cluster.operator(&["--cooldown=0s"]).await;
+    let key = cluster.hash_key().await;
+    let all = |name: &str, data: &[(&str, &str)]| {
+        keyed_marker(&key, SourceKind::ConfigMap, NS, name, data, KeyUse::All)
+    };
+
+    for name in [
+        "cfg-auto",
+        "cfg-plain",
+        "cfg-typed",
+        "app-one",
+        "my-app-one",
+        "other",
+        "cfg-template",
+        "cfg-shadowed",
+        "cfg-excluded",
+        "cfg-kept",
+        "cfg-nomatch",
+    ] {
+        put_config_map(client, NS, name, V1).await;
+    }
+    put_config_map_annotated(
+        client,
+        NS,
+        "cfg-match",
+        V1,
+        &[("reloader.stakater.com/match", "true")],
+    )
+    .await;
+    put_config_map_annotated(
+        client,
+        NS,
+        "cfg-ignored",
+        V1,
+        &[("reloader.stakater.com/ignore", "true")],
+    )
+    .await;
+    put_secret(client, NS, "sec-typed", V1).await;
+
+    let d = Kind::Deployment;
+    let auto_marker = all("cfg-auto", V1);
+    wait_marker(
+        &cluster,
+        d,
+        NS,
+        "auto",
+        "app",
+        "STAKATER_CFG_AUTO_CONFIGMAP",
+        &auto_marker,
+    )
+    .await;
+    let typed_marker = all("cfg-typed", V1);
+    wait_marker(
+        &cluster,
+        d,
+        NS,
+        "typed",
+        "app",
+        "STAKATER_CFG_TYPED_CONFIGMAP",
+        &typed_marker,
+    )
+    .await;
+    let app_one = all("app-one", V1);
+    wait_marker(
+        &cluster,
+        d,
+        NS,
+        "named",
+        "first",
+        "STAKATER_APP_ONE_CONFIGMAP",
+        &app_one,
+    )
+    .await;
+    let other = all("other", V1);
+    wait_marker(
+        &cluster,
+        d,
+        NS,
+        "named",
+        "first",
+        "STAKATER_OTHER_CONFIGMAP",
+        &other,
+    )
+    .await;
+    let template_marker = all("cfg-template", V1);
+    wait_marker(
+        &cluster,
+        d,
+        NS,
+        "template",
+        "app",
+        "STAKATER_CFG_TEMPLATE_CONFIGMAP",
+        &template_marker,
+    )
+    .await;
+    let kept = all("cfg-kept", V1);
+    wait_marker(
+        &cluster,
+        d,
+        NS,
+        "exclude",
+        "app",
+        "STAKATER_CFG_KEPT_CONFIGMAP",
+        &kept,
+    )
+    .await;
+    let matched = all("cfg-match", V1);
+    wait_marker(
+        &cluster,
+        d,
+        NS,
+        "search",
+        "app",
+        "STAKATER_CFG_MATCH_CONFIGMAP",
+        &matched,
+    )
+    .await;
+
+    cm_barrier.pass(&cluster).await;
+    secret_barrier.pass(&cluster).await;
+    operator.assert_idle().await;
+
+    assert_markers(
+        &cluster,
+        "auto",
+        &[("app", "STAKATER_CFG_AUTO_CONFIGMAP", &auto_marker)],
+    )
+    .await;
+    assert_generation(&cluster, "auto", 2).await;
+    // Not annotated: nothing, with or without a reference.
+    assert_markers(&cluster, "plain", &[]).await;
+    assert_generation(&cluster, "plain", 1).await;
+    assert_markers(&cluster, "opted-out", &[]).await;
+    assert_generation(&cluster, "opted-out", 1).await;
+    // Typed auto for ConfigMaps says nothing about Secrets.
+    assert_markers(
+        &cluster,
+        "typed",
+        &[("app", "STAKATER_CFG_TYPED_CONFIGMAP", &typed_marker)],
+    )
+    .await;
+    assert_generation(&cluster, "typed", 2).await;
+    // `app-.*` matches `app-one` but not `my-app-one` (whole name); the invalid
+    // `broken[` is skipped and `other`, after it, still works.
+    assert_markers(
+        &cluster,
+        "named",
+        &[
+            ("first", "STAKATER_APP_ONE_CONFIGMAP", &app_one),
+            ("first", "STAKATER_OTHER_CONFIGMAP", &other),
+        ],
+    )
+    .await;
+    assert_markers(
+        &cluster,
+        "template",
+        &[("app", "STAKATER_CFG_TEMPLATE_CONFIGMAP", &template_marker)],
+    )
+    .await;
+    assert_generation(&cluster, "template", 2).await;
+    assert_markers(&cluster, "shadowed", &[]).await;
+    assert_generation(&cluster, "shadowed", 1).await;
+    // The excluded ConfigMap changed too, in the same gather window: only the
+    // kept one is written.
+    assert_markers(
+        &cluster,
+        "exclude",
+        &[("app", "STAKATER_CFG_KEPT_CONFIGMAP", &kept)],
+    )
+    .await;
+    assert_generation(&cluster, "exclude", 2).await;
+    assert_markers(
+        &cluster,
+        "search",
+        &[("app", "STAKATER_CFG_MATCH_CONFIGMAP", &matched)],
+    )
+    .await;
+    assert_generation(&cluster, "search", 2).await;
+    assert_markers(&cluster, "ignored", &[]).await;
+    assert_generation(&cluster, "ignored", 1).await;
+
+    // The invalid item was reported, once, naming it; the operator kept going.
+    let invalid = operator.log_lines_with(&["broken["]);
+    assert_eq!(
+        invalid.len(),
+        1,
+        "one line about the invalid item: {invalid:#?}\nlog:\n{}",
+        operator.log_text()
+    );
+    assert!(
+        invalid[0].contains("configmap.reloader.stakater.com/reload"),
+        "{}",
+        invalid[0]
+    );
+    assert!(operator.is_running());
+    operator.stop();
+
+    // ---- --auto-reload-all ----------------------------------------------------
+    let operator = cluster
+        .operator(&["--cooldown=0s", "--auto-reload-all"])
+        .await;
+    put_config_map(client, NS, "cfg-plain", V2).await;
+    let plain = all("cfg-plain", V2);
+    wait_marker(
+        &cluster,
+        d,
+        NS,
+        "plain",
+        "app",
+        "STAKATER_CFG_PLAIN_CONFIGMAP",
+        &plain,
+    )
+    .await;
+    cm_barrier.pass(&cluster).await;
+    operator.assert_idle().await;
+    assert_generation(&cluster, "plain", 2).await;
+    // An explicit `auto: "false"` still opts out.
+    assert_markers(&cluster, "opted-out", &[]).await;
+    assert_generation(&cluster, "opted-out", 1).await;
+}

@@ -1,0 +1,135 @@
+//! The least-privilege manifest for one namespace,
+//! `deploy/operator/rbac/namespaced.yaml`, on the real server: no cluster-wide
+//! permission at all, and the operator works with `--namespaces=apps`. With a
+//! permission taken away, its log says in one line which verb on which
+//! resource is missing.
+
+mod support;
+
+use k8s_openapi::api::authorization::v1::SelfSubjectAccessReview;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ListParams, PostParams};
+use rekindle_operator::model::{KeyUse, SourceKind};
+use serde_json::{Value, json};
+use support::*;
+
+const NS: &str = "apps";
+const D: Kind = Kind::Deployment;
+
+/// Whether the operator's ServiceAccount may `verb` `resource` in `apps`.
+async fn allowed(operator: &kube::Client, verb: &str, group: &str, resource: &str) -> bool {
+    let review: SelfSubjectAccessReview = serde_json::from_value(json!({
+        "spec": {"resourceAttributes": {
+            "namespace": NS, "verb": verb, "group": group, "resource": resource,
+        }},
+    }))
+    .expect("review");
+    let api: Api<SelfSubjectAccessReview> = Api::all(operator.clone());
+    let review = api
+        .create(&PostParams::default(), &review)
+        .await
+        .expect("access review");
+    review.status.is_some_and(|s| s.allowed)
+}
+
+/// The manifest's Role for `apps`, without `patch` on apps/v1 workloads.
+fn role_without_patch(docs: &[Value]) -> Value {
+    let mut role = docs
+        .iter()
+        .find(|d| d["kind"] == "Role" && d["metadata"]["namespace"] == NS)
+        .expect("the Role for apps")
+        .clone();
+    let mut removed = false;
+    for rule in role["rules"].as_array_mut().expect("rules") {
+        if rule["apiGroups"] == json!(["apps"]) {
+            let verbs = rule["verbs"].as_array_mut().expect("verbs");
+            verbs.retain(|v| v != "patch");
+            removed = true;
+        }
+    }
+    assert!(removed, "the manifest's Role has an apps rule");
+    role
+}
+
+#[tokio::test]
+#[ignore = "needs scripts/provision-k8s.sh"]
+async fn the_namespaced_manifest_is_enough_and_a_missing_verb_is_named() {
+    let docs = read_manifest(&rbac_manifest("namespaced.yaml"));
+    let cluster = Cluster::start_with_rbac(&[NS], docs.clone()).await;
+    let client = &cluster.client;
+    for name in ["web", "denied"] {
+        let config = format!("{name}-config");
+        put_config_map(client, NS, &config, &[("v", "0")]).await;
+        deployment(name)
+            .auto()
+            .app(env_from_config_map(&config))
+            .create(&cluster, NS)
+            .await;
+    }
+    let mut barrier = Barrier::create(&cluster, NS, SourceKind::ConfigMap, 1).await;
+
+    // The ServiceAccount has nothing cluster-wide.
+    let token = cluster
+        .plane
+        .service_account_token(OPERATOR_NAMESPACE, "rekindle-operator")
+        .await
+        .expect("token");
+    let as_operator = cluster
+        .plane
+        .client_for_token(&token)
+        .await
+        .expect("client");
+    let everywhere: Api<ConfigMap> = Api::all(as_operator.clone());
+    let denied = everywhere.list(&ListParams::default()).await;
+    assert!(
+        matches!(&denied, Err(kube::Error::Api(s)) if s.code == 403),
+        "{denied:?}"
+    );
+
+    let mut operator = cluster.operator(&["--namespaces=apps"]).await;
+    let key = cluster.hash_key().await;
+    put_config_map(client, NS, "web-config", &[("v", "1")]).await;
+    let marker = keyed_marker(
+        &key,
+        SourceKind::ConfigMap,
+        NS,
+        "web-config",
+        &[("v", "1")],
+        KeyUse::All,
+    );
+    wait_marker(
+        &cluster,
+        D,
+        NS,
+        "web",
+        "app",
+        "STAKATER_WEB_CONFIG_CONFIGMAP",
+        &marker,
+    )
+    .await;
+    barrier.pass(&cluster).await;
+
+    // Take `patch` on Deployments away, and wait until the authorizer knows.
+    replace_object(client, role_without_patch(&docs)).await;
+    eventually("patch on deployments to be denied", || async {
+        (!allowed(&as_operator, "patch", "apps", "deployments").await).then_some(())
+    })
+    .await;
+    put_config_map(client, NS, "denied-config", &[("v", "1")]).await;
+    let line = eventually("a log line naming the missing permission", || async {
+        operator
+            .log_lines_with(&["permission denied", "patch", "deployments", "denied"])
+            .into_iter()
+            .next()
+    })
+    .await;
+    // What to add, and where, in one line.
+    assert!(
+        line.contains("cannot patch resource \"deployments\""),
+        "{line}"
+    );
+    assert!(line.contains("in the namespace \"apps\""), "{line}");
+    assert!(line.contains("Role"), "{line}");
+    assert!(markers(&cluster, D, NS, "denied").await.is_empty());
+    assert!(operator.is_running(), "log:\n{}", operator.log_text());
+}

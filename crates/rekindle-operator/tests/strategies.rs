@@ -1,0 +1,207 @@
+//! What is written on the real server: the `annotations` strategy's JSON, the
+//! exact SHA-1 of `--hash reloader-sha1`, and a migration from Reloader that
+//! rolls nothing.
+
+mod support;
+
+use rekindle_operator::model::{KeyUse, SourceKind};
+use serde_json::json;
+use support::*;
+
+const NS: &str = "apps";
+const D: Kind = Kind::Deployment;
+const LAST_RELOADED_FROM: &str = "reloader.stakater.com/last-reloaded-from";
+/// Reloader's SHA-1 of `{a: "1", b: "2"}` (ConfigMap or Secret), from COMPAT.md.
+const SHA1_A1_B2: &str = "f83e99e324ba68ccc373a58ef1eb42f8ab88646a";
+const A1_B2: &[(&str, &str)] = &[("a", "1"), ("b", "2")];
+
+#[tokio::test]
+#[ignore = "needs scripts/provision-k8s.sh"]
+async fn annotations_strategy_reloader_sha1_and_a_migration_that_rolls_nothing() {
+    let cluster = Cluster::start().await;
+    let client = &cluster.client;
+    create_namespace(client, NS).await;
+    put_config_map(client, NS, "strat-config", &[("v", "0")]).await;
+    put_config_map(client, NS, "sha1-config", &[("a", "0")]).await;
+    put_secret(client, NS, "sha1-secret", &[("a", "0")]).await;
+    deployment("annotated")
+        .auto()
+        .app(env_from_config_map("strat-config"))
+        .create(&cluster, NS)
+        .await;
+    deployment("sha1")
+        .auto()
+        .app(env_from_config_map("sha1-config"))
+        .create(&cluster, NS)
+        .await;
+    deployment("sha1-secret")
+        .auto()
+        .app(env_from_secret("sha1-secret"))
+        .create(&cluster, NS)
+        .await;
+    let mut barrier = Barrier::create(&cluster, NS, SourceKind::ConfigMap, 2).await;
+
+    // ---- --reload-strategy annotations ---------------------------------------
+    let operator = cluster
+        .operator(&["--reload-strategy", "annotations"])
+        .await;
+    let key = cluster.hash_key().await;
+    put_config_map(client, NS, "strat-config", &[("v", "1")]).await;
+    let text = eventually("last-reloaded-from on the template", || {
+        template_annotation(&cluster, D, NS, "annotated", LAST_RELOADED_FROM)
+    })
+    .await;
+    let written: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    // Reloader's shape without `observedAt`: equal data gives an equal template.
+    let hash = keyed_marker(
+        &key,
+        SourceKind::ConfigMap,
+        NS,
+        "strat-config",
+        &[("v", "1")],
+        KeyUse::All,
+    );
+    assert_eq!(
+        written,
+        json!({
+            "type": "CONFIGMAP",
+            "name": "strat-config",
+            "namespace": NS,
+            "hash": hash,
+            "containerRefs": ["app"],
+        })
+    );
+    assert!(
+        markers(&cluster, D, NS, "annotated").await.is_empty(),
+        "no env var with this strategy"
+    );
+    assert_eq!(generation(&cluster, D, NS, "annotated").await, 2);
+    // A restart rolls nothing.
+    operator.stop();
+    let operator = cluster
+        .operator(&["--reload-strategy", "annotations"])
+        .await;
+    barrier.pass(&cluster).await;
+    operator.assert_idle().await;
+    assert_eq!(generation(&cluster, D, NS, "annotated").await, 2);
+    assert_eq!(
+        template_annotation(&cluster, D, NS, "annotated", LAST_RELOADED_FROM).await,
+        Some(text)
+    );
+    operator.stop();
+
+    // ---- --hash reloader-sha1: Reloader's exact value ------------------------
+    let operator = cluster.operator(&["--hash", "reloader-sha1"]).await;
+    put_config_map(client, NS, "sha1-config", A1_B2).await;
+    put_secret(client, NS, "sha1-secret", A1_B2).await;
+    wait_marker(
+        &cluster,
+        D,
+        NS,
+        "sha1",
+        "app",
+        "STAKATER_SHA1_CONFIG_CONFIGMAP",
+        SHA1_A1_B2,
+    )
+    .await;
+    wait_marker(
+        &cluster,
+        D,
+        NS,
+        "sha1-secret",
+        "app",
+        "STAKATER_SHA1_SECRET_SECRET",
+        SHA1_A1_B2,
+    )
+    .await;
+    operator.stop();
+
+    // ---- migration: Reloader's SHA-1 of the current data is current ----------
+    // As Reloader leaves them: one Deployment rolled for the current data, one
+    // whose data changed after Reloader last rolled it.
+    put_config_map(client, NS, "migrated-config", A1_B2).await;
+    put_config_map(client, NS, "stale-config", A1_B2).await;
+    let with_marker = |config: &str, var: &str, value: &str| {
+        json!({
+            "envFrom": [{"configMapRef": {"name": config}}],
+            "env": [{"name": var, "value": value}],
+        })
+    };
+    deployment("migrated")
+        .auto()
+        .app(with_marker(
+            "migrated-config",
+            "STAKATER_MIGRATED_CONFIG_CONFIGMAP",
+            SHA1_A1_B2,
+        ))
+        .create(&cluster, NS)
+        .await;
+    // Reloader's SHA-1 of `{a: "0"}`: older data.
+    deployment("stale")
+        .auto()
+        .app(with_marker(
+            "stale-config",
+            "STAKATER_STALE_CONFIG_CONFIGMAP",
+            "c114fb06edc308ba0c36ec150aa02d8afed6f83f",
+        ))
+        .create(&cluster, NS)
+        .await;
+    let operator = cluster.operator(&[]).await;
+    // The stale one is caught up at start, to the keyed value...
+    let stale = keyed_marker(
+        &key,
+        SourceKind::ConfigMap,
+        NS,
+        "stale-config",
+        A1_B2,
+        KeyUse::All,
+    );
+    wait_marker(
+        &cluster,
+        D,
+        NS,
+        "stale",
+        "app",
+        "STAKATER_STALE_CONFIG_CONFIGMAP",
+        &stale,
+    )
+    .await;
+    // ...the current one is left alone.
+    barrier.pass(&cluster).await;
+    operator.assert_idle().await;
+    assert_eq!(generation(&cluster, D, NS, "migrated").await, 1);
+    assert_eq!(generation(&cluster, D, NS, "stale").await, 2);
+    assert_eq!(
+        env_of(
+            &cluster,
+            D,
+            NS,
+            "migrated",
+            "app",
+            "STAKATER_MIGRATED_CONFIG_CONFIGMAP"
+        )
+        .await
+        .as_deref(),
+        Some(SHA1_A1_B2)
+    );
+    // Its next data change writes the keyed value.
+    put_config_map(client, NS, "migrated-config", &[("a", "2")]).await;
+    let migrated = keyed_marker(
+        &key,
+        SourceKind::ConfigMap,
+        NS,
+        "migrated-config",
+        &[("a", "2")],
+        KeyUse::All,
+    );
+    wait_marker(
+        &cluster,
+        D,
+        NS,
+        "migrated",
+        "app",
+        "STAKATER_MIGRATED_CONFIG_CONFIGMAP",
+        &migrated,
+    )
+    .await;
+}
