@@ -161,5 +161,5 @@ async fn every_workload_kind_is_rolled_its_own_way() {
     }
     // A suspended CronJob makes no Job.
     assert!(jobs_owned_by(client, NS, &suspended_uid).await.is_empty());
-    assert_eq!(operator.rollouts().await, 5 + barrier.rollouts());
+    operator.assert_rollouts(5 + barrier.rollouts()).await;
 }

@@ -53,6 +53,8 @@ async fn restarts_roll_nothing_and_downtime_changes_roll_once() {
     let operator = cluster.operator(&[]).await;
     barrier.pass(&cluster).await;
     operator.assert_idle().await;
+    // Only the barrier's.
+    operator.assert_rollouts(BARRIER_ROUND).await;
     assert_eq!(generation(&cluster, D, NS, "web").await, 2);
     assert_eq!(settled_replica_sets(client, NS, "web").await, 2);
     operator.stop();
@@ -65,6 +67,7 @@ async fn restarts_roll_nothing_and_downtime_changes_roll_once() {
     wait_marker(&cluster, D, NS, "web", "app", VAR, &storm("2")).await;
     barrier.pass(&cluster).await;
     operator.assert_idle().await;
+    operator.assert_rollouts(1 + BARRIER_ROUND).await;
     assert_eq!(generation(&cluster, D, NS, "web").await, 3);
     assert_eq!(settled_replica_sets(client, NS, "web").await, 3);
     assert_eq!(generation(&cluster, D, NS, "unmarked").await, 1);

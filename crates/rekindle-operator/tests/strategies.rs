@@ -84,6 +84,8 @@ async fn annotations_strategy_reloader_sha1_and_a_migration_that_rolls_nothing()
     barrier.pass(&cluster).await;
     operator.assert_idle().await;
     assert_eq!(generation(&cluster, D, NS, "annotated").await, 2);
+    // Not even a write that changes nothing: only the barrier's.
+    operator.assert_rollouts(BARRIER_ROUND).await;
     assert_eq!(
         template_annotation(&cluster, D, NS, "annotated", LAST_RELOADED_FROM).await,
         Some(text)
@@ -169,6 +171,7 @@ async fn annotations_strategy_reloader_sha1_and_a_migration_that_rolls_nothing()
     // ...the current one is left alone.
     barrier.pass(&cluster).await;
     operator.assert_idle().await;
+    operator.assert_rollouts(1 + BARRIER_ROUND).await;
     assert_eq!(generation(&cluster, D, NS, "migrated").await, 1);
     assert_eq!(generation(&cluster, D, NS, "stale").await, 2);
     assert_eq!(

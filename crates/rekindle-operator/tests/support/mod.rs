@@ -326,6 +326,21 @@ impl Operator {
             .await as u64
     }
 
+    /// Asserts that this process made exactly `expected` successful
+    /// rollouts. The counter is bumped just after the PATCH returns, so it may
+    /// trail what the API already shows by the rollout in flight: wait for it
+    /// to reach `expected` first. Used after a barrier round, when no other
+    /// rollout can still come.
+    pub async fn assert_rollouts(&self, expected: u64) {
+        let deadline = Instant::now() + DEADLINE;
+        let mut seen = self.rollouts().await;
+        while seen < expected && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            seen = self.rollouts().await;
+        }
+        assert_eq!(seen, expected, "rollouts made; log:\n{}", self.log_text());
+    }
+
     /// Workloads with a rollout pending (queued, gathering or cooling down).
     pub async fn pending(&self) -> u64 {
         self.metric("reloader_workqueue_depth").await as u64
@@ -965,6 +980,9 @@ pub async fn resource(
 /// starts, so that the operator knows them from its first list: a Deployment
 /// created later reaches the operator on another stream, in no set order
 /// with the change.
+/// The rollouts one barrier round makes.
+pub const BARRIER_ROUND: u64 = 2;
+
 pub struct Barrier {
     kind: SourceKind,
     ns: String,
@@ -1036,6 +1054,6 @@ impl Barrier {
 
     /// Rollouts made by the rounds passed so far.
     pub fn rollouts(&self) -> u64 {
-        (self.next * 2) as u64
+        self.next as u64 * BARRIER_ROUND
     }
 }
