@@ -37,6 +37,15 @@ pub fn main() -> anyhow::Result<ExitCode> {
     for warning in &settings.warnings {
         tracing::warn!("{warning}");
     }
+    if settings
+        .sources
+        .contains(&crate::model::SourceKind::SecretProviderClass)
+    {
+        tracing::warn!(
+            "--enable-csi-integration: SecretProviderClasses are not watched by this version; \
+             workloads using them are rolled for their ConfigMaps and Secrets only"
+        );
+    }
     let config = config(&settings);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1,5 +1,5 @@
-//! `rekindle-operator`: rolls workloads whose ConfigMaps, Secrets or
-//! SecretProviderClasses changed, a drop-in for stakater/Reloader.
+//! `rekindle-operator`: rolls workloads whose ConfigMaps or Secrets changed, a
+//! drop-in for stakater/Reloader (SecretProviderClasses are not watched yet).
 //!
 //! Where things live:
 //! - [`model`]: the nouns (source and workload identities, key use).
@@ -8,7 +8,7 @@
 //!   and when (cooldown).
 //! - `index/`: what the watches have told us, kept small (digests per key, not
 //!   data), fed by watch events and queried without the API.
-//! - `kube/`: the edge: watch streams in, patches, events and the Lease out.
+//! - `cluster/`: the edge: watch streams in, patches, events and the Lease out.
 
 pub mod app;
 pub mod cli;

@@ -232,7 +232,14 @@ impl Reconciler {
             Object::Namespace(name) => {
                 self.selected_namespaces.remove(&name);
             }
-            Object::Workload(id, _) => self.forget_workload(&id),
+            // The cooldown slot stays: a Job is rolled by deleting and
+            // re-creating it, and the re-created one must still wait out the
+            // period. A pending rollout of a workload that stays gone is dropped
+            // when it falls due; an idle slot expires on its own.
+            Object::Workload(id, _) => {
+                self.workloads.remove(&id);
+                self.resume_tried.remove(&id);
+            }
             Object::Source(id, _) => self.source_gone(now, &id, metrics),
         }
     }
@@ -320,10 +327,7 @@ impl Reconciler {
             (None, Some(_)) => EventType::Create,
             (None, None) => EventType::Delete,
         };
-        if self.settings.ignored_namespaces.contains(&source.namespace)
-            || (self.settings.namespace_selector
-                && !self.selected_namespaces.contains(&source.namespace))
-        {
+        if !self.in_scope(&source.namespace) {
             metrics.skipped(Skipped::IgnoredOrNotSelected);
             metrics.event_processed(event, source.kind, "skipped");
             return;
@@ -383,14 +387,25 @@ impl Reconciler {
         metrics.queue_depth(self.cooldown.pending());
     }
 
+    /// Whether changes in `namespace` may roll anything: not in
+    /// `--namespaces-to-ignore`, and selected by `--namespace-selector` if set.
+    fn in_scope(&self, namespace: &str) -> bool {
+        !self.settings.ignored_namespaces.contains(namespace)
+            && (!self.settings.namespace_selector || self.selected_namespaces.contains(namespace))
+    }
+
     /// After the first complete sync (and on becoming the leader): queues every
     /// workload whose marker is present but stale, i.e. whose data changed while
     /// no operator was watching. Workloads without a marker are left alone.
     pub fn catch_up(&mut self, now: Instant, metrics: &Metrics) {
+        // Webhook mode announces changes and never rolls.
+        if self.settings.webhook_mode {
+            return;
+        }
         let mut stale = Vec::new();
         for (id, workload) in self.workloads.iter() {
-            // `--namespaces-to-ignore` holds for catch-up as for events.
-            if self.settings.ignored_namespaces.contains(&id.namespace) {
+            // The namespace scope holds for catch-up as for events.
+            if !self.in_scope(&id.namespace) {
                 continue;
             }
             for source in stale_sources(id, workload, &self.sources, &self.settings.plan) {
@@ -417,6 +432,12 @@ impl Reconciler {
             let Some(workload) = self.workloads.get(&due.workload) else {
                 continue;
             };
+            if workload.suspended {
+                // A suspended CronJob is never instantiated (as in Reloader),
+                // and nothing is reported as reloaded.
+                tracing::debug!(workload = %due.workload, "suspended CronJob: no Job created");
+                continue;
+            }
             let plan = plan(
                 &due.workload,
                 workload,
@@ -1623,6 +1644,57 @@ mod tests {
         );
         let mut h = Harness::started(ignoring_team(), &[&cm], &[&web]);
         assert!(h.drain().is_empty());
+    }
+
+    fn stale_web() -> Deployment {
+        mk_deployment(
+            NS,
+            "web",
+            &[AUTO],
+            vec![with_var(
+                with_env_from(mk_container("app"), "app-config"),
+                VAR,
+                "written-for-older-data",
+            )],
+        )
+    }
+
+    #[test]
+    fn catch_up_rolls_nothing_in_webhook_mode() {
+        let cm = app_config(&[("a", "2")]);
+        let mut settings = mk_settings();
+        settings.webhook_mode = true;
+        let mut h = Harness::started(settings, &[&cm], &[&stale_web()]);
+        assert!(h.drain().is_empty());
+    }
+
+    #[test]
+    fn catch_up_skips_namespaces_the_selector_did_not_select() {
+        let cm = app_config(&[("a", "2")]);
+        let mut settings = mk_settings();
+        // The selector is on and selected nothing (no Namespaces stream fed).
+        settings.namespace_selector = true;
+        let mut h = Harness::started(settings, &[&cm], &[&stale_web()]);
+        assert!(h.drain().is_empty());
+    }
+
+    #[test]
+    fn a_deleted_and_recreated_workload_keeps_its_cooldown() {
+        // A Job is rolled by delete and re-create: the new one must still wait
+        // out the period after the rollout that re-created it.
+        let v1 = app_config(&[("a", "1")]);
+        let web = mk_user("web", &[AUTO]);
+        let mut h = Harness::started(mk_settings(), &[&v1], &[&web]);
+        h.apply_config_map(&app_config(&[("a", "2")]));
+        let rollout = h.take().remove(0);
+        h.finish(rollout, Outcome::Done);
+        h.send(deploy_stream(), StreamEvent::Deleted(deploy_object(&web)));
+        h.apply_deployment(&web);
+        h.advance(MS);
+        h.apply_config_map(&app_config(&[("a", "3")]));
+        assert!(h.take().is_empty(), "within the cooldown");
+        h.advance(COOLDOWN);
+        assert_eq!(h.take().len(), 1);
     }
 
     // ---- hash modes --------------------------------------------------------------------

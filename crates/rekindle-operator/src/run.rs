@@ -29,7 +29,7 @@ use crate::metrics::Metrics;
 use crate::model::{SourceKind, WorkloadKind};
 use crate::notify::alert;
 use crate::notify::http::Poster;
-use crate::reconcile::{Object, Reconciler, Settings};
+use crate::reconcile::{Object, Outcome, Reconciler, Settings};
 use crate::server::{self, Health};
 
 /// Which namespaces are watched.
@@ -229,6 +229,12 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
                 }
             }
             for rollout in reconciler.take_due(Instant::now(), &metrics) {
+                if !*leader_rx.borrow() {
+                    // Lost the lease while rolling the batch: leave the rest to
+                    // the new leader (it is put back, not performed).
+                    reconciler.finished(Instant::now(), rollout, Outcome::Failed);
+                    continue;
+                }
                 let started = Instant::now();
                 let (outcome, result) = executor.execute(&rollout).await;
                 let took = started.elapsed();

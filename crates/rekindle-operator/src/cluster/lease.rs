@@ -36,7 +36,18 @@ pub async fn run(
     let mut last_renewed: Option<Instant> = None;
     loop {
         let now = Instant::now();
-        match attempt(&api, &name, &identity, &mut observer).await {
+        // A request that hangs must not keep a leader that cannot renew in
+        // office: it counts as a failed renewal.
+        let result = match tokio::time::timeout(
+            RETRY_PERIOD,
+            attempt(&api, &name, &identity, &mut observer),
+        )
+        .await
+        {
+            Ok(result) => result.map_err(|e| crate::cluster::errors::Explain(&e).to_string()),
+            Err(_) => Err(format!("no answer within {RETRY_PERIOD:?}")),
+        };
+        match result {
             Ok(true) => {
                 if last_renewed.is_none() {
                     tracing::info!(lease = %name, %identity, "became the leader");
@@ -51,7 +62,7 @@ pub async fn run(
                 leader.send_if_modified(|l| std::mem::replace(l, false));
             }
             Err(error) => {
-                tracing::warn!(lease = %name, error = %crate::cluster::errors::Explain(&error), "lease request failed");
+                tracing::warn!(lease = %name, %error, "lease request failed");
                 if last_renewed.is_some_and(|at| now.duration_since(at) >= RENEW_DEADLINE) {
                     tracing::warn!(lease = %name, "could not renew the lease within {RENEW_DEADLINE:?}; standing by");
                     last_renewed = None;

@@ -20,6 +20,9 @@ use crate::decide::plan::Plan;
 use crate::model::{WorkloadId, WorkloadKind};
 use crate::reconcile::{Outcome, Rollout};
 
+/// The most one rollout may take, requests and retries included.
+const ROLLOUT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Why a rollout failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RolloutError {
@@ -33,6 +36,8 @@ pub enum RolloutError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("no answer from the API server within {0:?}")]
+    Timeout(std::time::Duration),
     #[error("this workload kind is not handled by this build: {0}")]
     Unsupported(WorkloadKind),
     #[error(transparent)]
@@ -84,7 +89,11 @@ impl Executor {
     /// caller to log and count; the outcome says whether to retry.
     pub async fn execute(&self, rollout: &Rollout) -> (Outcome, Result<(), RolloutError>) {
         let id = &rollout.workload;
-        let result = self.perform(rollout).await;
+        // A hung request must not stop the operator's loop.
+        let result = match tokio::time::timeout(ROLLOUT_TIMEOUT, self.perform(rollout)).await {
+            Ok(result) => result,
+            Err(_) => Err(RolloutError::Timeout(ROLLOUT_TIMEOUT)),
+        };
         let outcome = match &result {
             Ok(()) => Outcome::Done,
             Err(RolloutError::Api(e)) if is_not_found(e) => Outcome::Gone,
@@ -231,9 +240,17 @@ impl Executor {
         loop {
             match jobs.create(&post, &new).await {
                 Ok(_) => return Ok(()),
-                Err(e) if is_conflict(&e) && attempt < 20 => {
+                // The old Job is already deleted: a later attempt would find
+                // nothing to copy, so the create is retried here, for any error,
+                // within the rollout's time limit (a conflict means the old
+                // object is not gone yet).
+                Err(e) if attempt < 40 => {
+                    if !is_conflict(&e) {
+                        tracing::warn!(workload = %id, error = %Explain(&e), "re-creating the Job failed; retrying");
+                    }
                     attempt += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * attempt.min(10)))
+                        .await;
                 }
                 Err(e) => return Err(e.into()),
             }

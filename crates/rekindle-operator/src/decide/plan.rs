@@ -218,8 +218,9 @@ pub fn plan(
                     _ => plan.unchanged.push((source.clone(), NoChange::Deleted)),
                 }
             }
-            (Strategy::EnvVars, Some(_)) => {
-                if workload.refs.marker(&want.container, &var) == Some(want.value.as_str()) {
+            (Strategy::EnvVars, Some(entry)) => {
+                let current = workload.refs.marker(&want.container, &var);
+                if current.is_some_and(|c| is_current(c, &want.value, entry)) {
                     plan.unchanged.push((source.clone(), NoChange::Current));
                 } else {
                     plan.env.push(EnvMarker {

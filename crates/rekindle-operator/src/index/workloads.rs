@@ -78,6 +78,7 @@ impl WorkloadIndex {
     }
 
     fn unlink(&mut self, id: &WorkloadId) {
+        self.resumes.remove(id);
         let Some(old) = self.entries.get(id) else {
             return;
         };

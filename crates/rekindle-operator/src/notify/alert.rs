@@ -38,7 +38,7 @@ pub fn payload(sink: Sink, text: &str) -> (&'static str, Vec<u8>) {
 }
 
 /// Whether a response status means the alert was taken: Slack and raw accept
-/// anything below 400, Teams and Google Chat only 200 (as Reloader checks). A
+/// any 2xx, Teams and Google Chat only 200 (as Reloader checks). A
 /// redirect is a failure: Reloader refuses to follow one (it would carry the
 /// webhook's token elsewhere), and so does this client.
 pub fn accepted(sink: Sink, status: u16) -> bool {
