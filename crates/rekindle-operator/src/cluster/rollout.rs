@@ -127,7 +127,7 @@ impl Executor {
         if !plan.remove.is_empty() {
             let mut removals = plan.remove.clone();
             // Later entries first, so earlier indexes stay valid.
-            removals.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+            removals.sort_by_key(|r| std::cmp::Reverse((r.0, r.1)));
             let ops: Vec<serde_json::Value> = removals
                 .iter()
                 .flat_map(|(c, e, name)| match patch::remove_env_patch(*c, *e, name) {
