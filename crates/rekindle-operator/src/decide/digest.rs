@@ -29,32 +29,41 @@ use sha2::{Digest, Sha256};
 
 use crate::model::{KeyUse, SourceId};
 
-/// Per key of one object, the SHA-256 of its value.
+/// Per key of one object, the SHA-256 of its value, sorted by key.
+///
+/// A boxed slice, not a map: one is kept per ConfigMap and Secret in scope, most
+/// have a handful of keys, and a `BTreeMap` allocates a whole node (eleven
+/// slots, about 640 bytes here) even for one key.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct KeyDigests(BTreeMap<String, [u8; 32]>);
+pub struct KeyDigests(Box<[(Box<str>, [u8; 32])]>);
 
 impl std::fmt::Debug for KeyDigests {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Keys only: an unsalted digest of a Secret's value can be tested
         // against guesses, so it is never printed.
-        f.debug_set().entries(self.0.keys()).finish()
+        f.debug_set()
+            .entries(self.0.iter().map(|(key, _)| key))
+            .finish()
     }
 }
 
 impl KeyDigests {
     /// Digests of `(key, value)` pairs. ConfigMap `data` and `binaryData` keys
     /// cannot collide (the API refuses it), so both go through here as bytes.
+    /// Should a key come twice, the last value counts.
     pub fn new<'a>(entries: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> KeyDigests {
-        KeyDigests(
-            entries
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), Sha256::digest(v).into()))
-                .collect(),
-        )
+        let sorted: BTreeMap<&str, [u8; 32]> = entries
+            .into_iter()
+            .map(|(k, v)| (k, Sha256::digest(v).into()))
+            .collect();
+        KeyDigests(sorted.into_iter().map(|(k, d)| (k.into(), d)).collect())
     }
 
     pub fn get(&self, key: &str) -> Option<&[u8; 32]> {
-        self.0.get(key)
+        self.0
+            .binary_search_by(|(k, _)| (**k).cmp(key))
+            .ok()
+            .map(|i| &self.0[i].1)
     }
 
     pub fn len(&self) -> usize {
@@ -64,17 +73,25 @@ impl KeyDigests {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// `(key, digest)` in key order.
+    fn iter(&self) -> impl Iterator<Item = (&str, &[u8; 32])> {
+        self.0.iter().map(|(k, d)| (&**k, d))
+    }
 }
 
 /// The keys added, removed or changed between `old` and `new`.
 pub fn changed_keys(old: &KeyDigests, new: &KeyDigests) -> BTreeSet<String> {
     let mut changed: BTreeSet<String> = new
-        .0
         .iter()
-        .filter(|(k, v)| old.0.get(*k) != Some(v))
-        .map(|(k, _)| k.clone())
+        .filter(|(k, v)| old.get(k) != Some(*v))
+        .map(|(k, _)| k.to_owned())
         .collect();
-    changed.extend(old.0.keys().filter(|k| !new.0.contains_key(*k)).cloned());
+    changed.extend(
+        old.iter()
+            .filter(|(k, _)| new.get(k).is_none())
+            .map(|(k, _)| k.to_owned()),
+    );
     changed
 }
 
@@ -107,7 +124,7 @@ pub fn marker(key: &MarkerKey, source: &SourceId, digests: &KeyDigests, used: &K
     field(source.kind.upper().as_bytes());
     field(source.namespace.as_bytes());
     field(source.name.as_bytes());
-    for (k, digest) in &digests.0 {
+    for (k, digest) in digests.iter() {
         if used.covers(k) {
             field(k.as_bytes());
             field(digest);
@@ -230,6 +247,23 @@ mod tests {
         let changed: Vec<String> = changed_keys(&old, &new).into_iter().collect();
         assert_eq!(changed, ["b", "c", "d"]);
         assert!(changed_keys(&old, &old).is_empty());
+    }
+
+    #[test]
+    fn digests_are_found_by_key_whatever_the_input_order() {
+        let forward = mk_digests(&[("a", "1"), ("b.yaml", "2"), ("c", "3"), ("B", "4")]);
+        let backward = mk_digests(&[("B", "4"), ("c", "3"), ("b.yaml", "2"), ("a", "1")]);
+        assert_eq!(forward, backward);
+        for (k, v) in [("a", "1"), ("b.yaml", "2"), ("c", "3"), ("B", "4")] {
+            let want: [u8; 32] = Sha256::digest(v.as_bytes()).into();
+            assert_eq!(forward.get(k), Some(&want), "key {k}");
+        }
+        assert_eq!(forward.get("b"), None);
+        assert_eq!(forward.get(""), None);
+        assert_eq!(forward.len(), 4);
+        // A key given twice keeps its last value, as a map would.
+        let twice = mk_digests(&[("a", "1"), ("a", "2")]);
+        assert_eq!(twice, mk_digests(&[("a", "2")]));
     }
 
     #[test]
