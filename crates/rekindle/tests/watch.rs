@@ -364,11 +364,12 @@ fn a_handler_may_drop_its_own_watcher_during_a_swap() {
     let handler_slot = slot.clone();
     let watcher = DirWatcher::spawn(dir.path(), options(), move |event| {
         if let WatchEvent::Changed(change) = event {
-            let _ = tx.send(as_map(&change));
             if change.previous.is_some() {
-                // Dropped here, inside its own handler.
+                // Dropped here, inside its own handler, before the test hears
+                // of the change (so that it finds the slot empty).
                 drop(handler_slot.lock().unwrap().take());
             }
+            let _ = tx.send(as_map(&change));
         }
     })
     .unwrap();
