@@ -14,7 +14,6 @@ use crate::decide::annotations::AnnotationNames;
 use crate::decide::decision::DecideSettings;
 use crate::decide::plan::{HashMode, PlanSettings, Strategy};
 use crate::index::objects::WorkloadSettings;
-use crate::model::WorkloadKind;
 use crate::reconcile;
 use crate::run::{Config, Ha, HashChoice, Scope};
 
@@ -115,19 +114,6 @@ pub fn config(settings: &Settings) -> Config {
             None,
         ),
     };
-    let mut workloads: BTreeSet<WorkloadKind> = [
-        WorkloadKind::Deployment,
-        WorkloadKind::DaemonSet,
-        WorkloadKind::StatefulSet,
-        WorkloadKind::CronJob,
-        WorkloadKind::Job,
-    ]
-    .into_iter()
-    .filter(|kind| !settings.ignored_workload_types.contains(kind))
-    .collect();
-    if settings.argo_rollouts {
-        workloads.insert(WorkloadKind::Rollout);
-    }
     let names = annotation_names(settings);
     let plan = PlanSettings {
         strategy: match settings.strategy {
@@ -147,9 +133,9 @@ pub fn config(settings: &Settings) -> Config {
         namespace_selector: namespace_selector.clone(),
         resource_label_selector: settings.resource_label_selector.clone(),
         sources: settings.sources.clone(),
-        workloads,
+        workloads: settings.workload_kinds(),
         workload: WorkloadSettings {
-            names: annotation_names(settings),
+            names: names.clone(),
             csi_enabled: false,
         },
         reconcile: reconcile::Settings {

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, ApiResource, DynamicObject};
@@ -503,7 +503,8 @@ fn spawn_watches(
                         cfg,
                         id.clone(),
                         move |o: DynamicObject| {
-                            let (id, e) = objects::cron_job(&typed_cron_job(o), &s);
+                            let cron = objects::typed_cron_job(&o).unwrap_or_default();
+                            let (id, e) = objects::cron_job(&cron, &s);
                             Object::Workload(id, e)
                         },
                         tx,
@@ -557,12 +558,4 @@ where
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     }
-}
-
-/// A CronJob read through the dynamic API (whatever batch version the server
-/// serves), as the typed batch/v1 struct: the fields read here are the same.
-fn typed_cron_job(object: DynamicObject) -> CronJob {
-    let mut value = serde_json::to_value(object).unwrap_or_default();
-    value["apiVersion"] = "batch/v1".into();
-    serde_json::from_value(value).unwrap_or_default()
 }

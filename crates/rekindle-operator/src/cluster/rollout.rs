@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams,
@@ -212,16 +212,12 @@ impl Executor {
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), &id.namespace, &self.cron_jobs);
         let object = api.get(&id.name).await?;
-        let mut value = serde_json::to_value(&object).map_err(|source| RolloutError::Decode {
-            kind: "CronJob",
-            source,
-        })?;
-        value["apiVersion"] = "batch/v1".into();
-        let cron: CronJob =
-            serde_json::from_value(value).map_err(|source| RolloutError::Decode {
+        let cron = crate::index::objects::typed_cron_job(&object).map_err(|source| {
+            RolloutError::Decode {
                 kind: "CronJob",
                 source,
-            })?;
+            }
+        })?;
         let job =
             patch::job_from_cronjob(&cron, &self.cron_jobs.api_version, &plan.env, annotations)?;
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &id.namespace);

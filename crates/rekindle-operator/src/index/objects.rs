@@ -152,6 +152,15 @@ pub fn job(object: &Job, settings: &WorkloadSettings) -> (WorkloadId, WorkloadEn
     workload(WorkloadKind::Job, &object.metadata, template, settings)
 }
 
+/// A CronJob read through the dynamic API (whatever batch version the server
+/// serves: batch/v1beta1 before Kubernetes 1.21) as the typed batch/v1 struct;
+/// the fields the operator reads are the same in both.
+pub fn typed_cron_job(object: &kube::api::DynamicObject) -> Result<CronJob, serde_json::Error> {
+    let mut value = serde_json::to_value(object)?;
+    value["apiVersion"] = "batch/v1".into();
+    serde_json::from_value(value)
+}
+
 pub fn cron_job(object: &CronJob, settings: &WorkloadSettings) -> (WorkloadId, WorkloadEntry) {
     let spec = object.spec.as_ref();
     let template = spec
