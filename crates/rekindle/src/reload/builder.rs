@@ -83,6 +83,26 @@ impl<T: Send + Sync + 'static> ReloadableBuilder<T> {
         }
     }
 
+    /// Reads a ConfigMap or Secret through the API (feature `kube`) and starts from it
+    /// as version 1; fails with the reason if it cannot be read (not found, access
+    /// denied: [`crate::api::ApiError`] says which) or its content is not valid. Follow
+    /// its changes with [`Reloadable::watch_api`].
+    #[cfg(feature = "kube")]
+    pub async fn load_api(
+        self,
+        client: &kube::Client,
+        object: &crate::api::ObjectRef,
+    ) -> Result<Reloadable<T>, ReloadError> {
+        let snapshot = crate::api::get(client, object)
+            .await
+            .map_err(|error| ReloadError::Api {
+                error: Arc::new(error),
+            })?;
+        let value = check(&self.decode, &self.validators, &snapshot)?;
+        let first = Versioned::new(1, Some(*snapshot.digest()), value);
+        Ok(Reloadable::new(self, first, 2))
+    }
+
     fn read_first(&self, dir: &Path) -> Result<Versioned<T>, ReloadError> {
         let snapshot = Snapshot::read(dir).map_err(|error| ReloadError::Read {
             dir: dir.to_owned(),

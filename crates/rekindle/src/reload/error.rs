@@ -72,6 +72,15 @@ pub enum ReloadError {
         /// Which key and why.
         error: ValidationError,
     },
+    /// The object could not be read or watched through the Kubernetes API (feature
+    /// `kube`), or it was deleted.
+    #[cfg(feature = "kube")]
+    #[error("cannot read the config object")]
+    Api {
+        /// What went wrong; it names the object.
+        #[source]
+        error: Arc<crate::api::ApiError>,
+    },
 }
 
 /// The directory, unless the cause names a path itself: a chain such as

@@ -360,6 +360,49 @@ impl<T: Send + Sync + 'static> Reloadable<T> {
         }
     }
 
+    /// Keeps the config in line with a ConfigMap or Secret read through the API (feature
+    /// `kube`): each new content is applied here as [`Reloadable::apply`] would; a
+    /// deletion, an absence or a watch failure keeps the config in force and is
+    /// recorded in [`Reloadable::last_error`]. Needs a tokio runtime; decoding and
+    /// validation run on it. Dropping the returned watcher stops the watch.
+    #[cfg(feature = "kube")]
+    pub fn watch_api(
+        &self,
+        client: kube::Client,
+        object: crate::api::ObjectRef,
+    ) -> crate::api::ApiWatcher {
+        let this = self.clone();
+        let resolved = crate::api::resolve(&client, &object);
+        crate::api::ApiWatcher::spawn(client, resolved.clone(), move |event| {
+            this.on_api_event(&resolved, event)
+        })
+    }
+
+    #[cfg(feature = "kube")]
+    fn on_api_event(&self, object: &crate::api::ObjectRef, event: crate::api::ApiEvent) {
+        use crate::api::{ApiError, ApiEvent};
+        let error = match event {
+            ApiEvent::Changed(snapshot) => {
+                // The outcome is logged, counted and kept in `last_error` by `apply`.
+                let _ = self.apply(&snapshot);
+                return;
+            }
+            ApiEvent::Missing => ApiError::NotFound {
+                object: object.clone(),
+            },
+            ApiEvent::Deleted => ApiError::Deleted {
+                object: object.clone(),
+            },
+            ApiEvent::Failed(error) => {
+                self.record_error(ReloadError::Api { error });
+                return;
+            }
+        };
+        self.record_error(ReloadError::Api {
+            error: Arc::new(error),
+        });
+    }
+
     fn publish(&self, _applied: &Arc<Versioned<T>>) {
         #[cfg(feature = "tokio")]
         self.shared.sender.send_replace(_applied.clone());
