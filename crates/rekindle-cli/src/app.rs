@@ -14,6 +14,8 @@ use crate::{logging, supervisor, watch};
 enum Job {
     Watch(WatchPlan),
     Run(crate::cli::RunArgs),
+    #[cfg(feature = "kube")]
+    Sync(crate::cli::SyncArgs),
 }
 
 pub fn run() -> anyhow::Result<ExitCode> {
@@ -24,6 +26,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
             let job = match cli.command {
                 Command::Watch(w) => Job::Watch(WatchPlan::from_args(w)),
                 Command::Run(r) => Job::Run(r),
+                #[cfg(feature = "kube")]
+                Command::Sync(s) => Job::Sync(s),
             };
             (job, cli.log)
         }
@@ -54,6 +58,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
         match job {
             Job::Watch(plan) => watch::run(plan).await,
             Job::Run(args) => supervisor::run(args).await,
+            #[cfg(feature = "kube")]
+            Job::Sync(args) => crate::sync::run(args).await,
         }
     })
 }

@@ -24,6 +24,8 @@ the actions you asked for: exactly one run per update, none when nothing changed
 
   rekindle watch   sidecar: signal a process, run a command, call a webhook
   rekindle run     supervisor: start the program as a child, reload or restart it
+  rekindle sync    a ConfigMap/Secret from the API into a directory, at once,
+                   then the same actions as watch (no kubelet delay)
 
 Called without a subcommand, rekindle also accepts configmap-reload's flags
 (--volume-dir, --webhook-url, ...), and with no arguments at all it reads
@@ -98,6 +100,51 @@ Examples:
   rekindle run --watch /etc/nginx/conf.d --validate 'nginx -t' -- nginx -g 'daemon off;'
   rekindle run --watch /etc/app --watch /etc/app-secret --on-change restart -- /app/server --port 8080";
 
+#[cfg(feature = "kube")]
+const SYNC_ABOUT: &str =
+    "Write a ConfigMap or Secret from the API into a directory at once, then act like watch";
+
+#[cfg(feature = "kube")]
+const SYNC_LONG_ABOUT: &str = "\
+Read a ConfigMap or Secret through the Kubernetes API and write it into DIR with
+the kubelet's own layout (a timestamped directory, the ..data symlink swapped
+atomically, one symlink per key, files with --mode), then keep it in sync: a
+change is in DIR within milliseconds, not the kubelet's 60 to 120 seconds.
+
+DIR is watched like a volume: the actions of `rekindle watch` (signal, exec,
+webhook, --validate) run on each change, with the same REKINDLE_DIGEST. Without
+actions, sync only keeps DIR up to date (for an application that watches DIR
+itself, e.g. with the rekindle library).
+
+--once writes DIR and exits: for an init container, so the application starts
+with its config. It fails (exit 1) when the object does not exist or may not be
+read. Without --once, a missing object is waited for; a deleted one leaves DIR
+as it was until it is created again.
+
+The namespace defaults to the pod's own (from the ServiceAccount mount), else to
+the kubeconfig's. The ServiceAccount needs get, list and watch on the object:
+  rules:
+    - apiGroups: [\"\"]
+      resources: [\"configmaps\"]      # or secrets
+      resourceNames: [\"app-config\"]
+      verbs: [\"get\", \"list\", \"watch\"]";
+
+#[cfg(feature = "kube")]
+const SYNC_EXAMPLES: &str = "\
+Examples:
+  # Init container: write the config before the application starts
+  rekindle sync --configmap app-config --to /etc/app --once
+
+  # Sidecar: keep /etc/nginx/conf.d in sync and reload nginx at once
+  rekindle sync --configmap nginx-conf --to /etc/nginx/conf.d \\
+      --process-name nginx --validate 'nginx -t'
+
+  # A Secret from another namespace, files readable by the owner only
+  rekindle sync --secret shared/tls --to /etc/tls --mode 0400 --exec 'kill -HUP 1'
+
+  # The supervisor, with the config straight from the API
+  rekindle run --sync-configmap app-config --to /etc/app -- /app/server";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -158,6 +205,9 @@ pub enum Command {
     Watch(WatchArgs),
     #[command(about = RUN_ABOUT, long_about = RUN_LONG_ABOUT, after_long_help = RUN_EXAMPLES)]
     Run(RunArgs),
+    #[cfg(feature = "kube")]
+    #[command(about = SYNC_ABOUT, long_about = SYNC_LONG_ABOUT, after_long_help = SYNC_EXAMPLES)]
+    Sync(SyncArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -179,13 +229,20 @@ pub struct ValidateArgs {
         .required(true)
         .multiple(true)
 ))]
-#[command(group(ArgGroup::new("target").args(["process_name", "pid", "pid_file"])))]
 pub struct WatchArgs {
     /// Directory to watch (a mounted ConfigMap/Secret volume or a plain directory).
     /// Repeat for several; a change in any of them runs the actions.
     #[arg(long = "dir", value_name = "DIR", required = true, num_args = 1..)]
     pub dirs: Vec<PathBuf>,
 
+    #[command(flatten)]
+    pub act: ActionArgs,
+}
+
+/// The actions and their settings, shared by `watch` and `sync`.
+#[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("target").args(["process_name", "pid", "pid_file"])))]
+pub struct ActionArgs {
     /// Signal to send: a name (HUP, SIGHUP, USR1) or a number.
     #[arg(long, value_name = "SIG", default_value = "HUP", value_parser = signals::parse_arg, requires = "target", help_heading = "Signal action")]
     pub signal: Signal,
@@ -271,10 +328,41 @@ pub enum OnChange {
 }
 
 #[derive(Debug, Clone, Args)]
+#[cfg_attr(
+    feature = "kube",
+    command(group(ArgGroup::new("sync_source").args(["sync_configmap", "sync_secret"]).requires("to")))
+)]
 pub struct RunArgs {
     /// Directory to watch; repeat for several.
-    #[arg(long = "watch", value_name = "DIR", required = true, num_args = 1)]
+    #[cfg_attr(not(feature = "kube"), arg(required = true))]
+    #[cfg_attr(
+        feature = "kube",
+        arg(required_unless_present_any = ["sync_configmap", "sync_secret"])
+    )]
+    #[arg(long = "watch", value_name = "DIR", num_args = 1)]
     pub dirs: Vec<PathBuf>,
+    /// Read this ConfigMap ([NS/]NAME) through the API, write it into --to before the
+    /// program starts, and keep it in sync (see `rekindle sync`); --to is watched too.
+    #[cfg(feature = "kube")]
+    #[arg(long, value_name = "[NS/]NAME", value_parser = parse_configmap, help_heading = "Sync from the API")]
+    pub sync_configmap: Option<rekindle::api::ObjectRef>,
+    /// Like --sync-configmap, for a Secret.
+    #[cfg(feature = "kube")]
+    #[arg(long, value_name = "[NS/]NAME", value_parser = parse_secret, conflicts_with = "sync_configmap", help_heading = "Sync from the API")]
+    pub sync_secret: Option<rekindle::api::ObjectRef>,
+    /// The directory --sync-configmap / --sync-secret write into.
+    #[cfg(feature = "kube")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "sync_source",
+        help_heading = "Sync from the API"
+    )]
+    pub to: Option<PathBuf>,
+    /// Mode of the files written (octal; the kubelet's default is 0644).
+    #[cfg(feature = "kube")]
+    #[arg(long, value_name = "MODE", default_value = "0644", value_parser = crate::sync::parse_mode, help_heading = "Sync from the API")]
+    pub mode: u32,
     /// What to do on a change.
     #[arg(long, value_enum, default_value = "signal")]
     pub on_change: OnChange,
@@ -303,6 +391,43 @@ pub struct RunArgs {
     /// The program to run, and its arguments (after `--`).
     #[arg(last = true, required = true, value_name = "PROGRAM")]
     pub command: Vec<OsString>,
+}
+
+/// `rekindle sync`'s arguments.
+#[cfg(feature = "kube")]
+#[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("object").args(["configmap", "secret"]).required(true)))]
+pub struct SyncArgs {
+    /// The ConfigMap to sync: NAME (in the pod's namespace) or NAMESPACE/NAME.
+    #[arg(long, value_name = "[NS/]NAME", value_parser = parse_configmap)]
+    pub configmap: Option<rekindle::api::ObjectRef>,
+    /// The Secret to sync: NAME (in the pod's namespace) or NAMESPACE/NAME.
+    #[arg(long, value_name = "[NS/]NAME", value_parser = parse_secret)]
+    pub secret: Option<rekindle::api::ObjectRef>,
+    /// Directory to write into (created if missing; an emptyDir volume in a pod). It
+    /// must hold nothing but what sync wrote.
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    /// Mode of the files written (octal; the kubelet's default is 0644).
+    #[arg(long, value_name = "MODE", default_value = "0644", value_parser = crate::sync::parse_mode)]
+    pub mode: u32,
+    /// Write the directory once and exit (an init container); runs no action.
+    #[arg(long, conflicts_with_all = ["process_name", "pid", "pid_file", "exec", "webhook_url", "validate", "listen", "reload_on_start"])]
+    pub once: bool,
+    #[command(flatten)]
+    pub act: ActionArgs,
+}
+
+#[cfg(feature = "kube")]
+fn parse_configmap(text: &str) -> Result<rekindle::api::ObjectRef, String> {
+    rekindle::api::ObjectRef::parse(rekindle::api::ObjectKind::ConfigMap, text)
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(feature = "kube")]
+fn parse_secret(text: &str) -> Result<rekindle::api::ObjectRef, String> {
+    rekindle::api::ObjectRef::parse(rekindle::api::ObjectKind::Secret, text)
+        .map_err(|e| e.to_string())
 }
 
 pub fn parse_method(text: &str) -> Result<hyper::Method, String> {
@@ -359,8 +484,8 @@ mod tests {
             panic!("not watch")
         };
         assert_eq!(w.dirs.len(), 2);
-        assert_eq!(w.signal, Signal::USR1);
-        assert_eq!(w.webhook_url.len(), 1);
+        assert_eq!(w.act.signal, Signal::USR1);
+        assert_eq!(w.act.webhook_url.len(), 1);
     }
 
     #[test]
@@ -484,8 +609,8 @@ mod tests {
         let Command::Watch(w) = cli.command else {
             panic!("not watch")
         };
-        assert_eq!(w.rescan_interval, Duration::from_secs(1));
-        assert_eq!(w.webhook_timeout, Duration::from_millis(10));
+        assert_eq!(w.act.rescan_interval, Duration::from_secs(1));
+        assert_eq!(w.act.webhook_timeout, Duration::from_millis(10));
         // Zero is meaningful for --stop-timeout: kill at once.
         let cli = run_with(&["--stop-timeout", "0"]).expect("parse");
         let Command::Run(r) = cli.command else {
@@ -500,13 +625,13 @@ mod tests {
         let Command::Watch(w) = cli.command else {
             panic!("not watch")
         };
-        assert_eq!(w.webhook_status_code, None);
+        assert_eq!(w.act.webhook_status_code, None);
         let cli = watch_with(&["--webhook-url", "http://a/", "--webhook-status-code", "202"])
             .expect("parse");
         let Command::Watch(w) = cli.command else {
             panic!("not watch")
         };
-        assert_eq!(w.webhook_status_code, Some(202));
+        assert_eq!(w.act.webhook_status_code, Some(202));
         assert_refused(
             watch_with(&["--webhook-status-code", "2000"]),
             "--webhook-status-code",

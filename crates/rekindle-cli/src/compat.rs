@@ -138,6 +138,8 @@ impl ConfigmapReloadArgs {
             configmap_reload_metrics: true,
             rescan_interval: Duration::from_secs(60),
             limits: rekindle::ReadLimits::default(),
+            #[cfg(feature = "kube")]
+            sync: None,
         }
     }
 }
@@ -200,6 +202,8 @@ pub fn sidecar_plan(
         configmap_reload_metrics: false,
         rescan_interval: Duration::from_secs(60),
         limits: rekindle::ReadLimits::default(),
+        #[cfg(feature = "kube")]
+        sync: None,
     };
     let log = LogArgs {
         log_format: LogFormat::Text,

@@ -15,6 +15,8 @@ mod server;
 mod signal;
 mod size;
 mod supervisor;
+#[cfg(feature = "kube")]
+mod sync;
 mod watch;
 mod webhook;
 

@@ -29,6 +29,32 @@ struct Compat {
     requests: Family<Labels, Counter>,
 }
 
+/// `rekindle sync`'s metrics (see [`Metrics::register_sync`]).
+#[cfg(feature = "kube")]
+#[derive(Debug, Clone, Default)]
+pub struct SyncMetrics {
+    writes: Family<Labels, Counter>,
+    api_errors: Counter,
+    present: Gauge,
+}
+
+#[cfg(feature = "kube")]
+impl SyncMetrics {
+    pub fn write(&self, result: &'static str) {
+        self.writes
+            .get_or_create(&vec![("result", result.to_owned())])
+            .inc();
+    }
+
+    pub fn api_error(&self) {
+        self.api_errors.inc();
+    }
+
+    pub fn present(&self, present: bool) {
+        self.present.set(i64::from(present));
+    }
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -138,6 +164,28 @@ impl Metrics {
             watch_errors,
             compat,
         }
+    }
+
+    /// Registers `rekindle sync`'s metrics and returns them, for the API watch loop.
+    #[cfg(feature = "kube")]
+    pub fn register_sync(&mut self) -> SyncMetrics {
+        let m = SyncMetrics::default();
+        self.registry.register(
+            "rekindle_sync_writes",
+            "Writes of the object into the directory, by result (swapped, unchanged, failed)",
+            m.writes.clone(),
+        );
+        self.registry.register(
+            "rekindle_sync_api_errors",
+            "Failures of the API watch (each is retried with backoff)",
+            m.api_errors.clone(),
+        );
+        self.registry.register(
+            "rekindle_sync_object_present",
+            "1 while the synced object exists, 0 after it was deleted or while it is missing",
+            m.present.clone(),
+        );
+        m
     }
 
     pub fn change(&self) {

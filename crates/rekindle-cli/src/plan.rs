@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rustix::process::Signal;
 
-use crate::cli::WatchArgs;
+use crate::cli::{ActionArgs, WatchArgs};
 use crate::webhook::url::WebhookUrl;
 use crate::webhook::{ExpectStatus, WebhookOptions};
 
@@ -46,12 +46,20 @@ pub struct WatchPlan {
     pub rescan_interval: Duration,
     /// Bounds on one read of a watched directory.
     pub limits: rekindle::ReadLimits,
+    /// `rekindle sync`: the object written into the (one) watched directory.
+    #[cfg(feature = "kube")]
+    pub sync: Option<crate::sync::SyncPlan>,
 }
 
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 impl WatchPlan {
     pub fn from_args(args: WatchArgs) -> WatchPlan {
+        WatchPlan::with_actions(args.dirs, args.act)
+    }
+
+    /// The plan for `dirs` with the actions and settings of `args`.
+    pub fn with_actions(dirs: Vec<PathBuf>, args: ActionArgs) -> WatchPlan {
         let target = if let Some(name) = args.process_name {
             Some(Target::Name(name))
         } else if let Some(pid) = args.pid {
@@ -60,7 +68,7 @@ impl WatchPlan {
             args.pid_file.map(Target::PidFile)
         };
         WatchPlan {
-            dirs: args.dirs,
+            dirs,
             signal: target.map(|target| SignalPlan {
                 signal: args.signal,
                 target,
@@ -91,6 +99,8 @@ impl WatchPlan {
                 max_volume_bytes: args.max_volume_size,
                 ..rekindle::ReadLimits::default()
             },
+            #[cfg(feature = "kube")]
+            sync: None,
         }
     }
 }

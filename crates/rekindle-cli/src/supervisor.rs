@@ -81,12 +81,35 @@ impl Host for Supervising {
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let dirs: Vec<_> = args
+    #[cfg_attr(not(feature = "kube"), expect(unused_mut))]
+    let mut dirs: Vec<_> = args
         .dirs
         .iter()
         .map(std::path::absolute)
         .collect::<Result<_, _>>()
         .context("resolving --watch directories")?;
+    #[cfg_attr(not(feature = "kube"), expect(unused_mut))]
+    let mut metrics = Metrics::new(false);
+    // The synced directory is written before the program starts, so that it finds its
+    // config; a missing object is an error here, not something to wait for.
+    #[cfg(feature = "kube")]
+    let _sync = match (
+        args.sync_configmap.clone().or(args.sync_secret.clone()),
+        &args.to,
+    ) {
+        (Some(object), Some(to)) => {
+            let dir = std::path::absolute(to).context("resolving --to")?;
+            let plan = crate::sync::SyncPlan {
+                object,
+                dir: dir.clone(),
+                mode: args.mode,
+            };
+            let task = crate::sync::start(&plan, metrics.register_sync(), false).await?;
+            dirs.push(dir);
+            Some(task)
+        }
+        _ => None,
+    };
     // Signal handlers first: a signal arriving right after the child starts
     // must be forwarded, not kill us.
     let incoming = Incoming::install().context("installing signal handlers")?;
@@ -96,7 +119,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Err(error) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
         tracing::warn!(%error, "cannot become a child subreaper; orphans of the program go to PID 1");
     }
-    let metrics = Arc::new(Metrics::new(false));
+    let metrics = Arc::new(metrics);
     let readiness = Arc::new(Readiness::new(&dirs));
     crate::watch::start_server(args.listen.as_deref(), "/metrics", &metrics, &readiness).await?;
     let options = WatchOptions {

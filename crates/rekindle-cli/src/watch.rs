@@ -69,7 +69,16 @@ pub async fn run(mut plan: WatchPlan) -> anyhow::Result<ExitCode> {
         interrupt: signal(SignalKind::interrupt())?,
     };
     let children = Children::start().context("installing the SIGCHLD handler")?;
-    let metrics = Arc::new(Metrics::new(plan.configmap_reload_metrics));
+    #[cfg_attr(not(feature = "kube"), expect(unused_mut))]
+    let mut metrics = Metrics::new(plan.configmap_reload_metrics);
+    // `rekindle sync`: the directory is written before it is first read, so that the
+    // first read is the object's content and runs no action.
+    #[cfg(feature = "kube")]
+    let _sync = match &plan.sync {
+        Some(sync) => Some(crate::sync::start(sync, metrics.register_sync(), true).await?),
+        None => None,
+    };
+    let metrics = Arc::new(metrics);
     let readiness = Arc::new(Readiness::new(&plan.dirs));
     start_server(
         plan.listen.as_deref(),

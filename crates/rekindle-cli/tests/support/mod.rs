@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports)] // not every test binary uses it
 pub use kubelet::Volume;
 
 pub const DEADLINE: Duration = Duration::from_secs(15);

@@ -1,0 +1,590 @@
+//! `rekindle sync` and `rekindle run --sync-configmap` against the real control plane:
+//! the kubelet's exact layout, every update acted on once (across apiserver and etcd
+//! restarts), deletion and re-creation, `--once` and its errors, RBAC by resourceNames.
+#![cfg(feature = "kube")]
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use rekindle::Snapshot;
+use rekindle_testenv::{ControlPlane, FileProjection, KubeletWriter};
+use support::{Rekindle, SignalCounter, count_lines};
+
+const NEEDS: &str = "needs the control plane and kubelet writer (scripts/provision-k8s.sh)";
+const WITHIN: Duration = Duration::from_secs(30);
+
+fn mk_config_map(name: &str, data: &[(&str, &str)], binary: &[(&str, &[u8])]) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..ObjectMeta::default()
+        },
+        data: Some(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+        binary_data: Some(
+            binary
+                .iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.to_vec())))
+                .collect(),
+        ),
+        ..ConfigMap::default()
+    }
+}
+
+async fn put(api: &Api<ConfigMap>, cm: ConfigMap) {
+    let name = cm.metadata.name.clone().unwrap();
+    match api.get_opt(&name).await.unwrap() {
+        Some(mut current) => {
+            current.data = cm.data;
+            current.binary_data = cm.binary_data;
+            api.replace(&name, &PostParams::default(), &current)
+                .await
+                .unwrap();
+        }
+        None => {
+            api.create(&PostParams::default(), &cm).await.unwrap();
+        }
+    }
+}
+
+/// Polls without blocking the runtime; on a timeout, shows the logs of `under_test`.
+async fn eventually(what: &str, under_test: &[&Rekindle], mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        if start.elapsed() > WITHIN {
+            let logs: Vec<String> = under_test.iter().map(|r| r.log_text()).collect();
+            panic!(
+                "timed out waiting for {what}; logs:\n{}",
+                logs.join("\n---\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn lines(file: &Path) -> Vec<String> {
+    fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A `sync` (or `run`) child with the admin kubeconfig, its log in `dir`.
+fn start(cluster: &ControlPlane, kubeconfig: &Path, args: &[&str], dir: &Path) -> Rekindle {
+    let _ = cluster;
+    let mut command = Rekindle::command();
+    command
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST");
+    Rekindle::spawn(command, dir.join("rekindle.log"))
+}
+
+/// Runs `rekindle ARGS` to its end with `kubeconfig`: (exit code, stderr).
+fn run_once(kubeconfig: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let output = Rekindle::command()
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The directory's layout with timestamped directory names made comparable: every
+/// entry's path, type, mode, and content or link target.
+fn layout(root: &Path) -> Vec<String> {
+    fn normalize(name: &str) -> String {
+        let stamp = name
+            .strip_prefix("..")
+            .and_then(|rest| rest.split_once('.'));
+        match stamp {
+            Some((date, _)) if date.split('_').count() == 6 => "..TIMESTAMP".to_owned(),
+            _ => name.to_owned(),
+        }
+    }
+    fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) {
+        let mut entries: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap()).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = normalize(&entry.file_name().to_string_lossy());
+            let path = entry.path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let mode = meta.permissions().mode() & 0o7777;
+            let shown = format!("{prefix}{name}");
+            if meta.file_type().is_symlink() {
+                let target = fs::read_link(&path).unwrap();
+                out.push(format!(
+                    "{shown} -> {}",
+                    normalize(&target.to_string_lossy())
+                ));
+            } else if meta.is_dir() {
+                out.push(format!("{shown}/ {mode:o}"));
+                walk(&path, &format!("{shown}/"), out);
+            } else {
+                let content = fs::read(&path).unwrap();
+                out.push(format!("{shown} {mode:o} {content:?}"));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, "", &mut out);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the control plane and kubelet writer (scripts/provision-k8s.sh)"]
+async fn once_writes_exactly_what_the_kubelet_writes() {
+    let cluster = ControlPlane::start().await.expect(NEEDS);
+    let kubelet = KubeletWriter::locate().expect(NEEDS);
+    let client = cluster.client();
+    let tmp = tempfile::tempdir().unwrap();
+    let binary: &[u8] = &[0, 159, 146, 150, 255];
+    put(
+        &Api::namespaced(client.clone(), "default"),
+        mk_config_map(
+            "app",
+            &[("app.yaml", "port: 8080\n"), ("EMPTY", "")],
+            &[("logo.bin", binary)],
+        ),
+    )
+    .await;
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(
+            &PostParams::default(),
+            &Secret {
+                metadata: ObjectMeta {
+                    name: Some("creds".into()),
+                    ..ObjectMeta::default()
+                },
+                data: Some(BTreeMap::from([(
+                    "tls.key".to_owned(),
+                    ByteString(vec![1, 2, 3]),
+                )])),
+                ..Secret::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    for (flag, name, mode) in [
+        ("--configmap", "app", 0o644),
+        ("--secret", "default/creds", 0o400),
+    ] {
+        let ours = tmp.path().join(format!("ours-{mode:o}"));
+        let mode_arg = format!("{mode:o}");
+        let (code, stderr) = run_once(
+            cluster.kubeconfig(),
+            &[
+                "sync",
+                flag,
+                name,
+                "--to",
+                ours.to_str().unwrap(),
+                "--mode",
+                &mode_arg,
+                "--once",
+            ],
+        );
+        assert_eq!(code, Some(0), "{stderr}");
+
+        // The same content through the kubelet's own AtomicWriter.
+        let read = Snapshot::read(&ours).unwrap();
+        let theirs = tmp.path().join(format!("kubelet-{mode:o}"));
+        let payload: BTreeMap<String, FileProjection> = read
+            .iter()
+            .map(|(k, v)| {
+                let mut file = FileProjection::new(v.to_vec());
+                file.mode = mode;
+                (k.to_owned(), file)
+            })
+            .collect();
+        fs::create_dir(&theirs).unwrap();
+        kubelet.write_with_modes(&theirs, &payload).unwrap();
+        assert_eq!(layout(&ours), layout(&theirs), "{flag} {name}");
+        let object = if flag == "--configmap" {
+            rekindle::api::ObjectRef::config_map("app")
+        } else {
+            rekindle::api::ObjectRef::secret("creds")
+        };
+        let from_api = rekindle::api::get(&client, &object).await.unwrap();
+        assert_eq!(read.digest(), from_api.digest());
+    }
+    assert_eq!(
+        Snapshot::read(tmp.path().join("ours-644"))
+            .unwrap()
+            .get("logo.bin"),
+        Some(binary)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the control plane and kubelet writer (scripts/provision-k8s.sh)"]
+async fn each_update_is_swapped_in_and_acted_on_once() {
+    let mut cluster = ControlPlane::start().await.expect(NEEDS);
+    let api = Api::<ConfigMap>::namespaced(cluster.client(), "default");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("config");
+    let digests = tmp.path().join("digests");
+    put(&api, mk_config_map("app", &[("a", "1")], &[])).await;
+    let exec = format!("echo \"$REKINDLE_DIGEST\" >> {}", digests.display());
+    let sync = start(
+        &cluster,
+        cluster.kubeconfig(),
+        &[
+            "sync",
+            "--configmap",
+            "app",
+            "--to",
+            dir.to_str().unwrap(),
+            "--exec",
+            &exec,
+        ],
+        tmp.path(),
+    );
+    eventually("the first sync", &[&sync], || {
+        Snapshot::read(&dir).is_ok_and(|s| s.get_str("a") == Some("1"))
+    })
+    .await;
+    sync.wait_log("watching", 1);
+
+    // Each step: the directory holds the object's content, and the exec ran once with
+    // the digest `rekindle watch` would report for the directory.
+    let steps: Vec<ConfigMap> = vec![
+        mk_config_map("app", &[("a", "2"), ("b", "added")], &[]),
+        mk_config_map("app", &[("b", "added")], &[("bin", &[0, 255, 7])]),
+    ];
+    let mut expected = Vec::new();
+    for cm in steps {
+        put(&api, cm).await;
+        let want = rekindle::api::get(
+            &cluster.client(),
+            &rekindle::api::ObjectRef::config_map("app"),
+        )
+        .await
+        .unwrap();
+        expected.push(want.digest().to_string());
+        eventually("the exec for the update", &[&sync], || {
+            lines(&digests) == expected
+        })
+        .await;
+        assert_eq!(Snapshot::read(&dir).unwrap().digest(), want.digest());
+    }
+    assert_eq!(fs::read(dir.join("bin")).unwrap(), [0, 255, 7]);
+    assert!(
+        fs::symlink_metadata(dir.join("a")).is_err(),
+        "a removed key's symlink is gone"
+    );
+
+    // Restarts under the watch: the update made after each is acted on once.
+    cluster.restart_apiserver().await.unwrap();
+    put(&api, mk_config_map("app", &[("n", "after apiserver")], &[])).await;
+    expected.push(
+        Snapshot::from_entries([("n", "after apiserver")])
+            .digest()
+            .to_string(),
+    );
+    eventually("the update after the apiserver restart", &[&sync], || {
+        lines(&digests) == expected
+    })
+    .await;
+    cluster.restart_etcd().await.unwrap();
+    put(&api, mk_config_map("app", &[("n", "after etcd")], &[])).await;
+    expected.push(
+        Snapshot::from_entries([("n", "after etcd")])
+            .digest()
+            .to_string(),
+    );
+    eventually("the update after the etcd restart", &[&sync], || {
+        lines(&digests) == expected
+    })
+    .await;
+
+    // Deleted: the directory stays as it was, nothing runs.
+    let before = layout(&dir);
+    api.delete("app", &DeleteParams::default()).await.unwrap();
+    sync.wait_log("object deleted", 1);
+    assert_eq!(layout(&dir), before);
+    // Created again with other content: written and acted on.
+    put(&api, mk_config_map("app", &[("n", "recreated")], &[])).await;
+    expected.push(
+        Snapshot::from_entries([("n", "recreated")])
+            .digest()
+            .to_string(),
+    );
+    eventually("the re-created object", &[&sync], || {
+        lines(&digests) == expected
+    })
+    .await;
+    // One more update closes the window in which a duplicate could still show up.
+    put(&api, mk_config_map("app", &[("n", "last")], &[])).await;
+    expected.push(Snapshot::from_entries([("n", "last")]).digest().to_string());
+    eventually("the last update", &[&sync], || lines(&digests) == expected).await;
+    assert_eq!(lines(&digests), expected, "no action ran twice");
+    let stamps = fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("..") && name != "..data"
+        })
+        .count();
+    assert_eq!(stamps, 1, "old timestamped directories are removed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the control plane and kubelet writer (scripts/provision-k8s.sh)"]
+async fn once_fails_clearly_for_a_missing_or_forbidden_object() {
+    let cluster = ControlPlane::start().await.expect(NEEDS);
+    let admin = cluster.client();
+    let tmp = tempfile::tempdir().unwrap();
+    let ns = "team";
+    let pp = PostParams::default();
+    Api::<Namespace>::all(admin.clone())
+        .create(
+            &pp,
+            &Namespace {
+                metadata: ObjectMeta {
+                    name: Some(ns.into()),
+                    ..ObjectMeta::default()
+                },
+                ..Namespace::default()
+            },
+        )
+        .await
+        .unwrap();
+    let cms = Api::<ConfigMap>::namespaced(admin.clone(), ns);
+    put(&cms, mk_config_map("mine", &[("k", "v1")], &[])).await;
+    put(&cms, mk_config_map("other", &[("k", "private")], &[])).await;
+    Api::<ServiceAccount>::namespaced(admin.clone(), ns)
+        .create(
+            &pp,
+            &ServiceAccount {
+                metadata: ObjectMeta {
+                    name: Some("app".into()),
+                    ..ObjectMeta::default()
+                },
+                ..ServiceAccount::default()
+            },
+        )
+        .await
+        .unwrap();
+    Api::<Role>::namespaced(admin.clone(), ns)
+        .create(
+            &pp,
+            &Role {
+                metadata: ObjectMeta {
+                    name: Some("sync-mine".into()),
+                    ..ObjectMeta::default()
+                },
+                rules: Some(vec![PolicyRule {
+                    api_groups: Some(vec![String::new()]),
+                    resources: Some(vec!["configmaps".into()]),
+                    resource_names: Some(vec!["mine".into()]),
+                    verbs: vec!["get".into(), "list".into(), "watch".into()],
+                    ..PolicyRule::default()
+                }]),
+            },
+        )
+        .await
+        .unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), ns)
+        .create(
+            &pp,
+            &RoleBinding {
+                metadata: ObjectMeta {
+                    name: Some("sync-mine".into()),
+                    ..ObjectMeta::default()
+                },
+                role_ref: RoleRef {
+                    api_group: "rbac.authorization.k8s.io".into(),
+                    kind: "Role".into(),
+                    name: "sync-mine".into(),
+                },
+                subjects: Some(vec![Subject {
+                    kind: "ServiceAccount".into(),
+                    name: "app".into(),
+                    namespace: Some(ns.into()),
+                    ..Subject::default()
+                }]),
+            },
+        )
+        .await
+        .unwrap();
+    let token = cluster.service_account_token(ns, "app").await.unwrap();
+    let restricted = cluster.kubeconfig_for_token(&token).unwrap();
+    let to = |name: &str| tmp.path().join(name).to_str().unwrap().to_owned();
+
+    // Allowed: the named object, through the ServiceAccount's own token.
+    let (code, stderr) = run_once(
+        &restricted,
+        &[
+            "sync",
+            "--configmap",
+            "team/mine",
+            "--to",
+            &to("mine"),
+            "--once",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        Snapshot::read(tmp.path().join("mine"))
+            .unwrap()
+            .get_str("k"),
+        Some("v1")
+    );
+
+    // Denied: another name. The message names the object and the rule to add, and
+    // nothing is written.
+    let (code, stderr) = run_once(
+        &restricted,
+        &[
+            "sync",
+            "--configmap",
+            "team/other",
+            "--to",
+            &to("other"),
+            "--once",
+        ],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("access to configmap/team/other denied"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("resourceNames: [\"other\"]"), "{stderr}");
+    assert!(!stderr.contains("private"), "{stderr}");
+    assert!(!tmp.path().join("other").exists());
+
+    // Missing.
+    let (code, stderr) = run_once(
+        cluster.kubeconfig(),
+        &[
+            "sync",
+            "--secret",
+            "team/nope",
+            "--to",
+            &to("nope"),
+            "--once",
+        ],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("secret/team/nope not found"), "{stderr}");
+
+    // A usage error: --once runs no action.
+    let (code, stderr) = run_once(
+        cluster.kubeconfig(),
+        &[
+            "sync",
+            "--configmap",
+            "team/mine",
+            "--to",
+            &to("x"),
+            "--once",
+            "--exec",
+            "true",
+        ],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    let (code, stderr) = run_once(
+        cluster.kubeconfig(),
+        &["sync", "--configmap", "Team/Mine", "--to", &to("x")],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("invalid namespace \"Team\""), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the control plane and kubelet writer (scripts/provision-k8s.sh)"]
+async fn sync_signals_a_process_and_run_syncs_for_its_child() {
+    let cluster = ControlPlane::start().await.expect(NEEDS);
+    let api = Api::<ConfigMap>::namespaced(cluster.client(), "default");
+    let tmp = tempfile::tempdir().unwrap();
+    put(&api, mk_config_map("app", &[("v", "1")], &[])).await;
+
+    // sync + --process-name: the signal counter gets one HUP per update.
+    let counter = SignalCounter::start("syncapp", tmp.path());
+    let dir = tmp.path().join("sidecar");
+    let sync = start(
+        &cluster,
+        cluster.kubeconfig(),
+        &[
+            "sync",
+            "--configmap",
+            "app",
+            "--to",
+            dir.to_str().unwrap(),
+            "--process-name",
+            "syncapp",
+        ],
+        tmp.path(),
+    );
+    sync.wait_log("watching", 1);
+    assert_eq!(counter.count("HUP"), 0, "the first sync signals nothing");
+    for n in 2..=4 {
+        put(&api, mk_config_map("app", &[("v", &n.to_string())], &[])).await;
+        eventually("the HUP for the update", &[&sync], || {
+            counter.count("HUP") == n - 1
+        })
+        .await;
+    }
+
+    // run --sync-configmap: the config is there before the program starts, and each
+    // update reaches the child as HUP.
+    let run_dir = tmp.path().join("run");
+    let out = tmp.path().join("child.out");
+    let script = format!(
+        "trap 'echo $(cat {dir}/v) >> {out}' HUP; echo $(cat {dir}/v) >> {out}; while :; do sleep 1 & wait $!; done",
+        dir = run_dir.display(),
+        out = out.display()
+    );
+    let run_log = tmp.path().join("runlog");
+    fs::create_dir_all(&run_log).unwrap();
+    let run = start(
+        &cluster,
+        cluster.kubeconfig(),
+        &[
+            "run",
+            "--sync-configmap",
+            "default/app",
+            "--to",
+            run_dir.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+        &run_log,
+    );
+    eventually(
+        "the child to read its config at start",
+        &[&sync, &run],
+        || lines(&out) == ["4"],
+    )
+    .await;
+    put(&api, mk_config_map("app", &[("v", "5")], &[])).await;
+    eventually("the child to reread after HUP", &[&sync, &run], || {
+        lines(&out) == ["4", "5"]
+    })
+    .await;
+    assert_eq!(counter.count("HUP"), 4, "the sidecar saw the same update");
+    assert_eq!(count_lines(&out, "5"), 1);
+}
