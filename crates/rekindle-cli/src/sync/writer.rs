@@ -453,6 +453,8 @@ mod tests {
                 .to_string();
             assert!(error.contains("cannot be written"), "{key}: {error}");
         }
+        assert!(!writer.dir().exists(), "a refused write creates nothing");
+        fs::create_dir(writer.dir()).expect("mkdir");
         fs::write(writer.dir().join("app.conf"), "mine").expect("write");
         let error = writer
             .write(&mk_snapshot(&[("app.conf", "x")]))
