@@ -68,6 +68,7 @@ mod history;
 pub mod metrics;
 mod read;
 pub mod reload;
+pub mod report;
 pub mod snapshot;
 pub mod typed;
 pub mod watch;

@@ -292,19 +292,8 @@ fn collect_files(
 
 /// `..2026_11_22_09_30_00.123456789` for that instant in UTC.
 fn timestamp_name(at: SystemTime) -> String {
-    let since = at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days as i64);
-    format!(
-        "..{year:04}_{month:02}_{day:02}_{:02}_{:02}_{:02}.{:09}",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60,
-        since.subsec_nanos()
-    )
+    let ((year, month, day), (h, m, s), nanos) = rekindle::report::utc(at);
+    format!("..{year:04}_{month:02}_{day:02}_{h:02}_{m:02}_{s:02}.{nanos:09}")
 }
 
 fn is_timestamp_name(name: &str) -> bool {
@@ -318,20 +307,6 @@ fn is_timestamp_name(name: &str) -> bool {
             .iter()
             .all(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
         && !suffix.is_empty()
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
