@@ -13,9 +13,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
-use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::api::{Api, DeleteParams, DynamicObject, ObjectMeta, PostParams};
+use kube::core::GroupVersionKind;
 use rekindle::Snapshot;
 use rekindle_testenv::{ControlPlane, FileProjection, KubeletWriter};
 use support::{Rekindle, SignalCounter, count_lines};
@@ -57,6 +57,27 @@ async fn put(api: &Api<ConfigMap>, cm: ConfigMap) {
         None => {
             api.create(&PostParams::default(), &cm).await.unwrap();
         }
+    }
+}
+
+fn repo_root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Creates every object of a YAML manifest in `namespace`.
+async fn apply_in_namespace(client: &kube::Client, path: &Path, namespace: &str) {
+    let text = fs::read_to_string(path).unwrap();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+    for doc in docs {
+        let api_version = doc["apiVersion"].as_str().unwrap();
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let gvk = GroupVersionKind::gvk(group, version, doc["kind"].as_str().unwrap());
+        let (resource, _) = kube::discovery::pinned_kind(client, &gvk).await.unwrap();
+        let object: DynamicObject = serde_json::from_value(doc).unwrap();
+        Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource)
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap();
     }
 }
 
@@ -371,63 +392,10 @@ async fn once_fails_clearly_for_a_missing_or_forbidden_object() {
         .await
         .unwrap();
     let cms = Api::<ConfigMap>::namespaced(admin.clone(), ns);
-    put(&cms, mk_config_map("mine", &[("k", "v1")], &[])).await;
+    put(&cms, mk_config_map("app-config", &[("k", "v1")], &[])).await;
     put(&cms, mk_config_map("other", &[("k", "private")], &[])).await;
-    Api::<ServiceAccount>::namespaced(admin.clone(), ns)
-        .create(
-            &pp,
-            &ServiceAccount {
-                metadata: ObjectMeta {
-                    name: Some("app".into()),
-                    ..ObjectMeta::default()
-                },
-                ..ServiceAccount::default()
-            },
-        )
-        .await
-        .unwrap();
-    Api::<Role>::namespaced(admin.clone(), ns)
-        .create(
-            &pp,
-            &Role {
-                metadata: ObjectMeta {
-                    name: Some("sync-mine".into()),
-                    ..ObjectMeta::default()
-                },
-                rules: Some(vec![PolicyRule {
-                    api_groups: Some(vec![String::new()]),
-                    resources: Some(vec!["configmaps".into()]),
-                    resource_names: Some(vec!["mine".into()]),
-                    verbs: vec!["get".into(), "list".into(), "watch".into()],
-                    ..PolicyRule::default()
-                }]),
-            },
-        )
-        .await
-        .unwrap();
-    Api::<RoleBinding>::namespaced(admin.clone(), ns)
-        .create(
-            &pp,
-            &RoleBinding {
-                metadata: ObjectMeta {
-                    name: Some("sync-mine".into()),
-                    ..ObjectMeta::default()
-                },
-                role_ref: RoleRef {
-                    api_group: "rbac.authorization.k8s.io".into(),
-                    kind: "Role".into(),
-                    name: "sync-mine".into(),
-                },
-                subjects: Some(vec![Subject {
-                    kind: "ServiceAccount".into(),
-                    name: "app".into(),
-                    namespace: Some(ns.into()),
-                    ..Subject::default()
-                }]),
-            },
-        )
-        .await
-        .unwrap();
+    // The RBAC the project ships for sync, as a user would apply it.
+    apply_in_namespace(&admin, &repo_root().join("deploy/rbac/sync.yaml"), ns).await;
     let token = cluster.service_account_token(ns, "app").await.unwrap();
     let restricted = cluster.kubeconfig_for_token(&token).unwrap();
     let to = |name: &str| tmp.path().join(name).to_str().unwrap().to_owned();
@@ -438,7 +406,7 @@ async fn once_fails_clearly_for_a_missing_or_forbidden_object() {
         &[
             "sync",
             "--configmap",
-            "team/mine",
+            "team/app-config",
             "--to",
             &to("mine"),
             "--once",
@@ -495,7 +463,7 @@ async fn once_fails_clearly_for_a_missing_or_forbidden_object() {
         &[
             "sync",
             "--configmap",
-            "team/mine",
+            "team/app-config",
             "--to",
             &to("x"),
             "--once",
