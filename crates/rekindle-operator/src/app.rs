@@ -36,15 +36,6 @@ pub fn main() -> anyhow::Result<ExitCode> {
     for warning in &settings.warnings {
         tracing::warn!("{warning}");
     }
-    if settings
-        .sources
-        .contains(&crate::model::SourceKind::SecretProviderClass)
-    {
-        tracing::warn!(
-            "--enable-csi-integration: SecretProviderClasses are not watched by this version; \
-             workloads using them are rolled for their ConfigMaps and Secrets only"
-        );
-    }
     let config = config(&settings);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -136,7 +127,9 @@ pub fn config(settings: &Settings) -> Config {
         workloads: settings.workload_kinds(),
         workload: WorkloadSettings {
             names: names.clone(),
-            csi_enabled: false,
+            csi_enabled: settings
+                .sources
+                .contains(&crate::model::SourceKind::SecretProviderClass),
         },
         reconcile: reconcile::Settings {
             plan,

@@ -28,6 +28,18 @@ pub enum Object {
     Workload(WorkloadId, WorkloadEntry),
     /// A namespace matching `--namespace-selector`.
     Namespace(String),
+    /// A SecretProviderClassPodStatus (`--enable-csi-integration`): the CSI driver's
+    /// record of what it mounted for one pod from one SecretProviderClass.
+    PodStatus {
+        /// `namespace/name` of the status object.
+        status: String,
+        /// The SecretProviderClass it stands for.
+        source: SourceId,
+        /// What the driver mounted, as the class's content.
+        entry: SourceEntry,
+    },
+    /// An object the operator has no use for (a pod status without a class name).
+    Ignored,
 }
 
 /// Settings of the reconciler.
@@ -103,6 +115,9 @@ pub struct Reconciler {
     resume_tried: HashMap<WorkloadId, Instant>,
     /// Changed sources to announce (`--webhook-url` mode).
     announcements: Vec<SourceId>,
+    /// Each SecretProviderClassPodStatus's content (Reloader's SHA-1 of it), by
+    /// `namespace/name`: a class changes when one of them changes.
+    pod_statuses: HashMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -110,6 +125,7 @@ enum Listed {
     Source(SourceId),
     Workload(WorkloadId),
     Namespace(String),
+    PodStatus(String),
 }
 
 impl Reconciler {
@@ -129,6 +145,7 @@ impl Reconciler {
             selected_namespaces: HashSet::new(),
             resume_tried: HashMap::new(),
             announcements: Vec::new(),
+            pod_statuses: HashMap::new(),
         }
     }
 
@@ -166,6 +183,8 @@ impl Reconciler {
                         Object::Source(id, _) => Listed::Source(id.clone()),
                         Object::Workload(id, _) => Listed::Workload(id.clone()),
                         Object::Namespace(name) => Listed::Namespace(name.clone()),
+                        Object::PodStatus { status, .. } => Listed::PodStatus(status.clone()),
+                        Object::Ignored => return,
                     });
                 }
                 // A re-list after the stream was synced may carry changes made
@@ -198,6 +217,31 @@ impl Reconciler {
                     tracing::warn!(workload = %id, "{invalid}; the item is skipped");
                 }
                 self.workloads.apply(id, entry);
+            }
+            Object::Ignored => {}
+            Object::PodStatus {
+                status,
+                source,
+                entry,
+            } => {
+                let content = entry.reloader_sha1.clone();
+                let previous = self.pod_statuses.insert(status, content.clone());
+                let known = self.sources.get(&source).is_some();
+                match previous {
+                    // The first list, or a class seen for the first time: what the
+                    // driver mounted is the class's content, and nothing rolls (a
+                    // new pod's mount is no change, as in Reloader).
+                    _ if !live || !known => {
+                        self.sources.apply(source, entry);
+                    }
+                    // The driver rotated this pod's objects: a change of the class,
+                    // unless another pod's status brought the class there already.
+                    Some(previous) if previous != content => {
+                        self.apply(now, Object::Source(source, entry), true, metrics);
+                    }
+                    // A refresh with the same versions, or a new pod's status.
+                    _ => {}
+                }
             }
             Object::Source(id, entry) => {
                 let change = self.sources.apply(id.clone(), entry);
@@ -241,6 +285,12 @@ impl Reconciler {
                 self.resume_tried.remove(&id);
             }
             Object::Source(id, _) => self.source_gone(now, &id, metrics),
+            // A pod's mount went away; the class itself is not deleted (and Reloader
+            // does nothing either).
+            Object::PodStatus { status, .. } => {
+                self.pod_statuses.remove(&status);
+            }
+            Object::Ignored => {}
         }
     }
 
@@ -274,6 +324,16 @@ impl Reconciler {
     ) {
         let namespace = stream.namespace.as_deref();
         match stream.watched {
+            // The stream of a SecretProviderClass carries pod statuses, not classes.
+            Watched::Source(SourceKind::SecretProviderClass) => {
+                let prefix = namespace.map(|ns| format!("{ns}/"));
+                self.pod_statuses.retain(|status, _| {
+                    prefix
+                        .as_ref()
+                        .is_some_and(|p| !status.starts_with(p.as_str()))
+                        || seen.contains(&Listed::PodStatus(status.clone()))
+                });
+            }
             Watched::Source(kind) => {
                 let listed = seen
                     .iter()
@@ -730,6 +790,128 @@ mod tests {
         fn metric(&self, line: &str) -> bool {
             self.metrics.render().lines().any(|l| l == line)
         }
+    }
+
+    // ---- SecretProviderClasses (CSI) -------------------------------------------
+
+    fn spc_stream() -> StreamId {
+        StreamId {
+            watched: Watched::Source(SourceKind::SecretProviderClass),
+            namespace: None,
+        }
+    }
+
+    /// A pod status of class `vault-db` with objects `(id, version)`.
+    fn mk_pod_status(pod: &str, objects: &[(&str, &str)]) -> Object {
+        let meta = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            namespace: Some(NS.to_owned()),
+            name: Some(format!("{pod}-vault-db")),
+            ..Default::default()
+        };
+        let objects: Vec<serde_json::Value> = objects
+            .iter()
+            .map(|(id, v)| serde_json::json!({"id": id, "version": v}))
+            .collect();
+        let status = serde_json::json!({"secretProviderClassName": "vault-db", "objects": objects});
+        let (status, source, entry) =
+            crate::index::objects::pod_status(&meta, &status).expect("a class name");
+        Object::PodStatus {
+            status,
+            source,
+            entry,
+        }
+    }
+
+    /// A Deployment mounting the class through a CSI volume, with `auto`.
+    fn mk_csi_user() -> Object {
+        let mut d = mk_deployment(NS, "vault-user", &[AUTO], vec![mk_container("app")]);
+        let spec = d
+            .spec
+            .as_mut()
+            .and_then(|s| s.template.spec.as_mut())
+            .expect("built by mk_deployment");
+        spec.volumes = Some(vec![k8s_openapi::api::core::v1::Volume {
+            name: "secrets".into(),
+            csi: Some(k8s_openapi::api::core::v1::CSIVolumeSource {
+                driver: "secrets-store.csi.k8s.io".into(),
+                volume_attributes: Some(
+                    [("secretProviderClass".to_owned(), "vault-db".to_owned())].into(),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]);
+        spec.containers[0].volume_mounts = Some(vec![k8s_openapi::api::core::v1::VolumeMount {
+            name: "secrets".into(),
+            mount_path: "/mnt/secrets".into(),
+            ..Default::default()
+        }]);
+        let settings = crate::index::objects::WorkloadSettings {
+            csi_enabled: true,
+            ..Default::default()
+        };
+        let (id, entry) = crate::index::objects::deployment(&d, &settings);
+        Object::Workload(id, entry)
+    }
+
+    #[test]
+    fn a_rotation_in_a_pod_status_rolls_the_users_of_its_class_once() {
+        let mut h = Harness {
+            reconciler: Reconciler::new(mk_settings(), [spc_stream(), deploy_stream()]),
+            metrics: Metrics::new(false),
+            now: Instant::now(),
+        };
+        h.send(deploy_stream(), StreamEvent::Relisting);
+        h.send(deploy_stream(), StreamEvent::Listed(mk_csi_user()));
+        h.send(deploy_stream(), StreamEvent::ListDone);
+        h.send(spc_stream(), StreamEvent::Relisting);
+        h.send(
+            spc_stream(),
+            StreamEvent::Listed(mk_pod_status("a", &[("db-pass", "1")])),
+        );
+        h.send(
+            spc_stream(),
+            StreamEvent::Listed(mk_pod_status("b", &[("db-pass", "1")])),
+        );
+        h.send(spc_stream(), StreamEvent::ListDone);
+        assert!(h.drain().is_empty(), "the first list rolls nothing");
+
+        // A refresh with the same versions, and a new pod's status: nothing.
+        h.send(
+            spc_stream(),
+            StreamEvent::Applied(mk_pod_status("a", &[("db-pass", "1")])),
+        );
+        h.send(
+            spc_stream(),
+            StreamEvent::Applied(mk_pod_status("c", &[("db-pass", "2")])),
+        );
+        assert!(h.drain().is_empty());
+
+        // The driver rotates pod a's secret: one rollout; pod b catching up to the
+        // same version is the same class content: nothing more.
+        h.send(
+            spc_stream(),
+            StreamEvent::Applied(mk_pod_status("a", &[("db-pass", "2")])),
+        );
+        let rolled = h.drain();
+        assert_eq!(names(&rolled), ["vault-user"]);
+        h.advance(COOLDOWN * 2);
+        h.send(
+            spc_stream(),
+            StreamEvent::Applied(mk_pod_status("b", &[("db-pass", "2")])),
+        );
+        assert!(h.drain().is_empty());
+
+        // A pod's status deleted: nothing; its re-creation is a new pod's mount.
+        h.send(
+            spc_stream(),
+            StreamEvent::Deleted(mk_pod_status("a", &[("db-pass", "2")])),
+        );
+        h.send(
+            spc_stream(),
+            StreamEvent::Applied(mk_pod_status("a", &[("db-pass", "3")])),
+        );
+        assert!(h.drain().is_empty());
     }
 
     // ---- invalid named-list items -------------------------------------------

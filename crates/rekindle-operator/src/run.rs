@@ -116,7 +116,19 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
     } else {
         None
     };
-    let streams = spawn_watches(&config, &client, &cron_jobs, argo.as_ref(), &tx);
+    let csi = if config.sources.contains(&SourceKind::SecretProviderClass) {
+        pod_status_resource(&client).await
+    } else {
+        None
+    };
+    let streams = spawn_watches(
+        &config,
+        &client,
+        &cron_jobs,
+        argo.as_ref(),
+        csi.as_ref(),
+        &tx,
+    );
     drop(tx);
     let mut reconciler = Reconciler::new(settings, streams);
 
@@ -378,12 +390,39 @@ async fn argo_rollout_resource(client: &kube::Client) -> Option<ApiResource> {
     }
 }
 
+/// The Secrets Store CSI driver's SecretProviderClassPodStatuses
+/// (`secrets-store.csi.x-k8s.io/v1`), if their CRD is served.
+async fn pod_status_resource(client: &kube::Client) -> Option<ApiResource> {
+    const GROUP: &str = "secrets-store.csi.x-k8s.io";
+    const PLURAL: &str = "secretproviderclasspodstatuses";
+    match client
+        .list_api_group_resources(&format!("{GROUP}/v1"))
+        .await
+    {
+        Ok(list) if list.resources.iter().any(|r| r.name == PLURAL) => Some(ApiResource {
+            group: GROUP.into(),
+            version: "v1".into(),
+            api_version: format!("{GROUP}/v1"),
+            kind: "SecretProviderClassPodStatus".into(),
+            plural: PLURAL.into(),
+        }),
+        _ => {
+            tracing::warn!(
+                "--enable-csi-integration: {PLURAL}.{GROUP}/v1 is not served (is the Secrets Store \
+                 CSI driver installed?); SecretProviderClasses are not watched"
+            );
+            None
+        }
+    }
+}
+
 /// Starts one watch per kind and namespace scope; returns their ids.
 fn spawn_watches(
     config: &Config,
     client: &kube::Client,
     cron_jobs: &ApiResource,
     argo: Option<&ApiResource>,
+    csi: Option<&ApiResource>,
     tx: &mpsc::Sender<Message<Object>>,
 ) -> Vec<StreamId> {
     let namespaces: Vec<Option<String>> = match &config.scope {
@@ -431,6 +470,31 @@ fn spawn_watches(
                 move |o: Secret| {
                     let (id, entry) = objects::secret(&o, &names);
                     Object::Source(id, entry)
+                },
+                tx.clone(),
+            ));
+            streams.push(id);
+        }
+        if let Some(csi) = csi {
+            let id = StreamId {
+                watched: Watched::Source(SourceKind::SecretProviderClass),
+                namespace: ns.clone(),
+            };
+            let dynamic: Api<DynamicObject> = match ns {
+                Some(ns) => Api::namespaced_with(client.clone(), ns, csi),
+                None => Api::all_with(client.clone(), csi),
+            };
+            tokio::spawn(watch::run(
+                dynamic,
+                watcher::Config::default(),
+                id.clone(),
+                |o: DynamicObject| match objects::pod_status(&o.metadata, &o.data["status"]) {
+                    Some((status, source, entry)) => Object::PodStatus {
+                        status,
+                        source,
+                        entry,
+                    },
+                    None => Object::Ignored,
                 },
                 tx.clone(),
             ));

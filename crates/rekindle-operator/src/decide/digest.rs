@@ -156,6 +156,20 @@ pub fn reloader_sha1_secret<'a>(data: impl IntoIterator<Item = (&'a str, &'a [u8
     joined_sha1(data.into_iter().map(|(k, v)| item(k, v)).collect())
 }
 
+/// Reloader's hash of a SecretProviderClassPodStatus: `ID=VERSION` for each object
+/// the driver mounted, plus `SecretProviderClassName=NAME`, sorted and joined as above.
+pub fn reloader_sha1_pod_status<'a>(
+    class: &str,
+    objects: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> String {
+    let mut items: Vec<Vec<u8>> = objects
+        .into_iter()
+        .map(|(id, version)| item(id, version.as_bytes()))
+        .collect();
+    items.push(item("SecretProviderClassName", class.as_bytes()));
+    joined_sha1(items)
+}
+
 fn item(key: &str, value: &[u8]) -> Vec<u8> {
     let mut item = Vec::with_capacity(key.len() + 1 + value.len());
     item.extend_from_slice(key.as_bytes());
@@ -193,6 +207,21 @@ mod tests {
 
     fn mk_source(name: &str) -> SourceId {
         SourceId::new(SourceKind::ConfigMap, "ns", name)
+    }
+
+    #[test]
+    fn pod_status_hash_is_reloaders() {
+        // Reloader's formula by hand: "SecretProviderClassName=vault-db;db-pass=2;db-user=1"
+        // sorted bytewise: "SecretProviderClassName=…" < "db-pass=2" < "db-user=1".
+        let by_hand = sha1_hex(b"SecretProviderClassName=vault-db;db-pass=2;db-user=1");
+        assert_eq!(
+            reloader_sha1_pod_status("vault-db", [("db-user", "1"), ("db-pass", "2")]),
+            by_hand
+        );
+        assert_ne!(
+            reloader_sha1_pod_status("vault-db", [("db-user", "1"), ("db-pass", "3")]),
+            by_hand
+        );
     }
 
     fn keys(names: &[&str]) -> KeyUse {

@@ -12,7 +12,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use crate::decide::annotations::{
     AnnotationNames, LAST_RELOADED_FROM, RolloutStrategy, SourceFlags, WorkloadRules,
 };
-use crate::decide::digest::{KeyDigests, reloader_sha1_config_map, reloader_sha1_secret};
+use crate::decide::digest::{
+    KeyDigests, reloader_sha1_config_map, reloader_sha1_pod_status, reloader_sha1_secret,
+};
 use crate::decide::pause::Pause;
 use crate::decide::references::TemplateRefs;
 use crate::index::{SourceEntry, WorkloadEntry};
@@ -74,6 +76,41 @@ pub fn secret(object: &Secret, names: &AnnotationNames) -> (SourceId, SourceEntr
         reloader_sha1: reloader_sha1_secret(data),
     };
     (SourceId::new(SourceKind::Secret, namespace, name), entry)
+}
+
+/// A Secrets Store CSI driver SecretProviderClassPodStatus: which pod's mount it
+/// describes (`namespace/name` of the status object), and the SecretProviderClass it
+/// stands for, with the objects the driver mounted as its "keys" (object ID → version).
+/// The driver writes one per pod and updates it when it rotates the secrets, so the
+/// class changes when a status's versions do. `None` when the object has no
+/// `status.secretProviderClassName`.
+pub fn pod_status(
+    meta: &ObjectMeta,
+    status: &serde_json::Value,
+) -> Option<(String, SourceId, SourceEntry)> {
+    let (namespace, name, uid) = ids(meta);
+    let class = status.get("secretProviderClassName")?.as_str()?;
+    let mut objects: Vec<(&str, &str)> = status
+        .get("objects")
+        .and_then(|o| o.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|o| Some((o.get("id")?.as_str()?, o.get("version")?.as_str()?)))
+        .collect();
+    objects.sort_unstable();
+    objects.dedup_by(|a, b| a.0 == b.0);
+    let entry = SourceEntry {
+        uid,
+        // The class's own annotations are not read: `match` does not apply to it.
+        flags: SourceFlags::default(),
+        digests: KeyDigests::new(objects.iter().map(|(id, v)| (*id, v.as_bytes()))),
+        reloader_sha1: reloader_sha1_pod_status(class, objects.iter().copied()),
+    };
+    Some((
+        format!("{namespace}/{name}"),
+        SourceId::new(SourceKind::SecretProviderClass, namespace, class),
+        entry,
+    ))
 }
 
 /// The settings that shape a workload entry.

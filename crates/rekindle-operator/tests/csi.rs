@@ -1,0 +1,197 @@
+//! SecretProviderClasses with `--enable-csi-integration`, against the Secrets Store CSI
+//! driver's CRDs installed on the real control plane. No driver runs: the test writes
+//! the SecretProviderClassPodStatus objects the driver would write for each pod, and
+//! checks what the operator does with them.
+
+mod support;
+
+use kube::api::{Api, DynamicObject, PostParams};
+use rekindle_operator::decide::digest::reloader_sha1_pod_status;
+use serde_json::json;
+use support::*;
+
+const NS: &str = "vault";
+const GROUP: &str = "secrets-store.csi.x-k8s.io";
+const VAR: &str = "STAKATER_VAULT_DB_SECRETPROVIDERCLASS";
+
+async fn install_csi_crds(client: &kube::Client) {
+    for (kind, plural) in [
+        ("SecretProviderClass", "secretproviderclasses"),
+        (
+            "SecretProviderClassPodStatus",
+            "secretproviderclasspodstatuses",
+        ),
+    ] {
+        create_object(
+            client,
+            json!({
+                "apiVersion": "apiextensions.k8s.io/v1",
+                "kind": "CustomResourceDefinition",
+                "metadata": {"name": format!("{plural}.{GROUP}")},
+                "spec": {
+                    "group": GROUP,
+                    "scope": "Namespaced",
+                    "names": {"plural": plural, "kind": kind, "listKind": format!("{kind}List")},
+                    // As in the driver's CRDs: no status subresource, so the driver
+                    // (here, the test) writes `status` with a plain update.
+                    "versions": [{
+                        "name": "v1", "served": true, "storage": true,
+                        "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+                    }],
+                },
+            }),
+        )
+        .await;
+    }
+    eventually("the CSI CRDs served", || async {
+        client
+            .list_api_group_resources(&format!("{GROUP}/v1"))
+            .await
+            .ok()
+            .filter(|l| l.resources.len() == 2)
+    })
+    .await;
+}
+
+/// Writes the pod status the driver keeps for `pod`'s mount of class `vault-db`.
+async fn put_pod_status(client: &kube::Client, pod: &str, version: &str) {
+    let resource = resource(client, GROUP, "v1", "SecretProviderClassPodStatus").await;
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &resource);
+    let name = format!("{pod}-{NS}-vault-db");
+    let mut object: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": format!("{GROUP}/v1"), "kind": "SecretProviderClassPodStatus",
+        "metadata": {"name": name, "namespace": NS},
+        "status": {
+            "podName": pod, "secretProviderClassName": "vault-db", "mounted": true,
+            "targetPath": format!("/var/lib/kubelet/pods/{pod}/volumes/secrets"),
+            "objects": [
+                {"id": "secret/db-user", "version": "1"},
+                {"id": "secret/db-pass", "version": version},
+            ],
+        },
+    }))
+    .expect("pod status");
+    match api.get_opt(&name).await.expect("get") {
+        None => {
+            api.create(&PostParams::default(), &object)
+                .await
+                .expect("create");
+        }
+        Some(current) => {
+            object.metadata.resource_version = current.metadata.resource_version;
+            api.replace(&name, &PostParams::default(), &object)
+                .await
+                .expect("replace");
+        }
+    }
+}
+
+fn csi_user(name: &str) -> Workload {
+    deployment(name)
+        .annotations(json!({"secretproviderclass.reloader.stakater.com/reload": "vault-db"}))
+        .pod(json!({
+            "containers": [container("app", json!({
+                "volumeMounts": [{"name": "secrets", "mountPath": "/mnt/secrets", "readOnly": true}],
+            }))],
+            "volumes": [{"name": "secrets", "csi": {
+                "driver": "secrets-store.csi.k8s.io", "readOnly": true,
+                "volumeAttributes": {"secretProviderClass": "vault-db"},
+            }}],
+        }))
+}
+
+#[tokio::test]
+#[ignore = "needs scripts/provision-k8s.sh"]
+async fn a_rotated_secret_provider_class_rolls_its_users_once() {
+    let cluster = Cluster::start().await;
+    create_namespace(&cluster.client, NS).await;
+    install_csi_crds(&cluster.client).await;
+    csi_user("db-client").create(&cluster, NS).await;
+    put_pod_status(&cluster.client, "pod-a", "1").await;
+    put_pod_status(&cluster.client, "pod-b", "1").await;
+
+    let operator = cluster
+        .operator(&[
+            "--enable-csi-integration",
+            "--hash",
+            "reloader-sha1",
+            "--cooldown",
+            "0s",
+        ])
+        .await;
+    eventually("the operator ready", || async {
+        operator
+            .log_text()
+            .contains("initial list complete")
+            .then_some(())
+    })
+    .await;
+    // A refresh of a status with the same versions rolls nothing.
+    put_pod_status(&cluster.client, "pod-a", "1").await;
+
+    // The driver rotates db-pass in pod-a's mount: the Deployment gets Reloader's
+    // value for the new content, on the container that mounts the class.
+    put_pod_status(&cluster.client, "pod-a", "2").await;
+    let expected = reloader_sha1_pod_status(
+        "vault-db",
+        [("secret/db-pass", "2"), ("secret/db-user", "1")],
+    );
+    wait_marker(
+        &cluster,
+        Kind::Deployment,
+        NS,
+        "db-client",
+        "app",
+        VAR,
+        &expected,
+    )
+    .await;
+    operator.assert_rollouts(1).await;
+    // Pod-b's mount catching up to the same versions is no new change. The next
+    // rotation, on the same stream, is handled after it, so once it has rolled,
+    // pod-b's update has been handled too: two rollouts in all, not three.
+    put_pod_status(&cluster.client, "pod-b", "2").await;
+    put_pod_status(&cluster.client, "pod-a", "3").await;
+    let rotated = reloader_sha1_pod_status(
+        "vault-db",
+        [("secret/db-pass", "3"), ("secret/db-user", "1")],
+    );
+    wait_marker(
+        &cluster,
+        Kind::Deployment,
+        NS,
+        "db-client",
+        "app",
+        VAR,
+        &rotated,
+    )
+    .await;
+    operator.assert_idle().await;
+    operator.assert_rollouts(2).await;
+    assert!(
+        !operator.log_text().contains("not watched"),
+        "{}",
+        operator.log_text()
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs scripts/provision-k8s.sh"]
+async fn without_the_crds_the_operator_says_so_and_runs() {
+    let cluster = Cluster::start().await;
+    let operator = cluster.operator(&["--enable-csi-integration"]).await;
+    eventually("the warning about the missing CRD", || async {
+        operator
+            .log_text()
+            .contains("secretproviderclasspodstatuses.secrets-store.csi.x-k8s.io/v1 is not served")
+            .then_some(())
+    })
+    .await;
+    eventually("the operator ready", || async {
+        operator
+            .log_text()
+            .contains("initial list complete")
+            .then_some(())
+    })
+    .await;
+}
