@@ -293,7 +293,13 @@ impl Metrics {
             .inc();
     }
 
+    /// One source event handled. A skipped one is also a `skipped` reconcile, as in
+    /// Reloader (its handler ends there); a queued one is reconciled when its rollout
+    /// runs ([`Metrics::reconciled`]).
     pub fn event_processed(&self, event: EventType, kind: SourceKind, result: &'static str) {
+        if result == "skipped" {
+            self.reconciled("skipped", Duration::ZERO);
+        }
         self.events_processed
             .get_or_create(&vec![
                 ("event_type", event.label().to_owned()),

@@ -1126,6 +1126,7 @@ mod tests {
         assert_eq!(h.reconciler.pending(), 0);
         assert!(h.drain().is_empty());
         assert!(h.metric("reloader_skipped_total{reason=\"no_data_change\"} 1"));
+        assert!(h.metric("reloader_reconcile_total{result=\"skipped\"} 1"));
     }
 
     #[test]

@@ -251,6 +251,7 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
                 let (outcome, result) = executor.execute(&rollout).await;
                 let took = started.elapsed();
                 metrics.action(rollout.workload.kind, result.is_ok(), took);
+                metrics.reconciled(if result.is_ok() { "success" } else { "error" }, took);
                 metrics.reload_executed(result.is_ok(), &rollout.workload.namespace);
                 match &result {
                     Ok(()) => {

@@ -168,6 +168,13 @@ async fn a_rotated_secret_provider_class_rolls_its_users_once() {
     .await;
     operator.assert_idle().await;
     operator.assert_rollouts(2).await;
+    // Reloader's reconcile counter: one per rollout, and skipped events.
+    assert_eq!(
+        operator
+            .metric("reloader_reconcile_total{result=\"success\"}")
+            .await,
+        2.0
+    );
     assert!(
         !operator.log_text().contains("not watched"),
         "{}",
