@@ -24,7 +24,7 @@ pub mod goflag;
 pub mod selector;
 
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -272,8 +272,9 @@ pub struct Args {
     #[arg(long, value_name = "NAME", default_value = defaults::LEASE_NAME, help_heading = OWN)]
     pub lease_name: String,
 
-    /// Where /metrics and /live are served (HOST:PORT or :PORT).
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:9090", help_heading = OWN)]
+    /// Where /metrics, /live and /ready are served: HOST:PORT, or :PORT for every
+    /// interface, IPv6 and IPv4 (Reloader's fixed :9090 by default).
+    #[arg(long, value_name = "ADDR", default_value = ":9090", help_heading = OWN)]
     pub metrics_addr: String,
 
     /// Stray arguments, as `false` in `--enable-ha false`: ignored, as Reloader did.
@@ -925,14 +926,15 @@ fn cooldown(value: &str) -> Result<Duration, UsageError> {
     Ok(cooldown)
 }
 
-/// `HOST:PORT`, or Go's `:PORT` for every IPv4 interface.
+/// `HOST:PORT`, or Go's `:PORT` for every interface: `[::]:PORT`, which Linux binds
+/// for IPv6 and IPv4 alike (the server falls back to IPv4 alone where IPv6 is off).
 fn metrics_addr(value: &str) -> Result<SocketAddr, UsageError> {
     let bad = || UsageError::MetricsAddr {
         value: value.to_owned(),
     };
     if let Some(port) = value.strip_prefix(':') {
         let port = u16::from_str(port).map_err(|_| bad())?;
-        return Ok(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)));
+        return Ok(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)));
     }
     SocketAddr::from_str(value).map_err(|_| bad())
 }
@@ -1161,7 +1163,7 @@ mod tests {
                 hash: HashMode::Keyed,
                 hash_key_secret: "rekindle-operator-hash-key".into(),
                 cooldown: Duration::from_secs(10),
-                metrics_addr: "0.0.0.0:9090".parse().expect("address"),
+                metrics_addr: "[::]:9090".parse().expect("address"),
                 metrics_by_namespace: false,
                 alerts: None,
                 operator_namespace: None,
@@ -1787,7 +1789,7 @@ mod tests {
         ));
         assert_eq!(
             settings(&["--metrics-addr=:9191"]).metrics_addr,
-            "0.0.0.0:9191".parse().expect("address")
+            "[::]:9191".parse().expect("address")
         );
         assert_eq!(
             settings(&["--metrics-addr=127.0.0.1:8080"]).metrics_addr,

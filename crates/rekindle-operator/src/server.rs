@@ -31,11 +31,30 @@ pub async fn serve(listener: tokio::net::TcpListener, health: Health) -> std::io
     axum::serve(listener, app).await
 }
 
-/// Binds `addr`, naming it in the error.
+/// Binds `addr`, naming it in the error. `[::]` (every interface) falls back to
+/// `0.0.0.0` on a node or pod without IPv6.
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (--metrics-addr): {e}"))
+    let error = |addr: SocketAddr, e: std::io::Error| {
+        anyhow::anyhow!("cannot listen on {addr} (--metrics-addr): {e}")
+    };
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => Ok(listener),
+        Err(e) if addr.ip() == std::net::Ipv6Addr::UNSPECIFIED && no_ipv6(&e) => {
+            let v4 = SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, addr.port()));
+            tracing::info!(%addr, error = %e, "IPv6 is not available; listening on IPv4 only");
+            tokio::net::TcpListener::bind(v4)
+                .await
+                .map_err(|e| error(v4, e))
+        }
+        Err(e) => Err(error(addr, e)),
+    }
+}
+
+/// The errors of binding an IPv6 socket where IPv6 is disabled.
+fn no_ipv6(error: &std::io::Error) -> bool {
+    const EAFNOSUPPORT: i32 = 97;
+    const EADDRNOTAVAIL: i32 = 99;
+    matches!(error.raw_os_error(), Some(EAFNOSUPPORT | EADDRNOTAVAIL))
 }
 
 async fn metrics(State(health): State<Health>) -> impl IntoResponse {

@@ -136,3 +136,17 @@ async fn a_data_change_rolls_once_and_a_restart_rolls_nothing() {
     );
     drop(operator);
 }
+
+#[tokio::test]
+#[ignore = "needs scripts/provision-k8s.sh"]
+async fn a_port_alone_listens_on_ipv6_and_ipv4() {
+    let cluster = Cluster::start().await;
+    let port = free_port();
+    let _operator = cluster
+        .operator(&[&format!("--metrics-addr=:{port}")])
+        .await;
+    for host in ["127.0.0.1", "[::1]"] {
+        let answer = http_get(&format!("http://{host}:{port}/live")).await;
+        assert_eq!(answer.map(|(status, _)| status), Some(200), "{host}");
+    }
+}

@@ -223,12 +223,25 @@ impl Operator {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Operator {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .expect("free port")
-            .local_addr()
-            .expect("addr")
-            .port();
+        // `--metrics-addr=:PORT` in `args` is kept (every interface); otherwise a
+        // free loopback port is added.
+        let given: Option<u16> = args
+            .iter()
+            .find_map(|a| a.strip_prefix("--metrics-addr=:"))
+            .map(|p| p.parse().expect("a port"));
+        let port = given.unwrap_or_else(|| {
+            TcpListener::bind("127.0.0.1:0")
+                .expect("free port")
+                .local_addr()
+                .expect("addr")
+                .port()
+        });
         let addr = format!("127.0.0.1:{port}");
+        let added: &[&str] = if given.is_some() {
+            &[]
+        } else {
+            &["--metrics-addr", &addr]
+        };
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -236,7 +249,7 @@ impl Operator {
             .expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_rekindle-operator"))
             .args(args)
-            .args(["--metrics-addr", &addr])
+            .args(added)
             .env("KUBECONFIG", kubeconfig)
             .env("POD_NAMESPACE", OPERATOR_NAMESPACE)
             .env("RUST_LOG", "info,rekindle_operator=debug")
@@ -399,7 +412,7 @@ impl Drop for Operator {
 }
 
 /// A minimal HTTP/1.0 GET on loopback.
-async fn http_get(url: &str) -> Option<(u16, String)> {
+pub async fn http_get(url: &str) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://")?;
     let (host, path) = rest
@@ -418,6 +431,15 @@ async fn http_get(url: &str) -> Option<(u16, String)> {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     Some((status, body))
+}
+
+/// A free TCP port on the loopback interfaces (bound once and released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// Polls `check` every 50 ms until it gives `Some`, or panics after `DEADLINE`.
