@@ -172,6 +172,9 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
     let mut shutdown = std::pin::pin!(shutdown_signal());
     tracing::info!(namespace = %operator_namespace, "started; listing objects");
     let mut was_leader = *leader_rx.borrow();
+    // The last error of each workload whose rollout is failing, to log it once.
+    let mut failing: std::collections::HashMap<crate::model::WorkloadId, String> =
+        std::collections::HashMap::new();
     loop {
         // A standby keeps queueing what it sees but never takes it: waking for
         // those due times (or paused Deployments to resume) would spin, since
@@ -275,8 +278,20 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
                     Err(error) => {
                         metrics.error("rollout");
                         metrics.retry();
-                        tracing::warn!(workload = %rollout.workload, %error, "rollout failed; will retry");
+                        // A failure that repeats (a missing permission, an invalid
+                        // pause-period) is said once, not at every retry; the retries
+                        // go on, so the change rolls as soon as the cause is fixed.
+                        let message = error.to_string();
+                        if failing.get(&rollout.workload) == Some(&message) {
+                            tracing::debug!(workload = %rollout.workload, error = %message, "rollout still failing; will retry");
+                        } else {
+                            tracing::warn!(workload = %rollout.workload, error = %message, "rollout failed; will retry (logged again only if the error changes)");
+                            failing.insert(rollout.workload.clone(), message);
+                        }
                     }
+                }
+                if result.is_ok() && failing.remove(&rollout.workload).is_some() {
+                    tracing::info!(workload = %rollout.workload, "rollout succeeded after failures");
                 }
                 reconciler.finished(Instant::now(), rollout, outcome);
             }

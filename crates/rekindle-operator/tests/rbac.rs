@@ -131,5 +131,12 @@ async fn the_namespaced_manifest_is_enough_and_a_missing_verb_is_named() {
     assert!(line.contains("in the namespace \"apps\""), "{line}");
     assert!(line.contains("Role"), "{line}");
     assert!(markers(&cluster, D, NS, "denied").await.is_empty());
+    // Retried with backoff, but said once: the same error is not logged again.
+    eventually("two more attempts", || async {
+        (operator.metric("reloader_retries_total").await >= 3.0).then_some(())
+    })
+    .await;
+    let warnings = operator.log_lines_with(&["rollout failed; will retry", "permission denied"]);
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
     assert!(operator.is_running(), "log:\n{}", operator.log_text());
 }
