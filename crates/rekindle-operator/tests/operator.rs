@@ -117,6 +117,24 @@ async fn a_data_change_rolls_once_and_a_restart_rolls_nothing() {
         (replica_sets(&cluster.client, NS, "web").await == 2).then_some(())
     })
     .await;
+    // The Reloaded Event on the Deployment, with Reloader's reason and wording.
+    let note = eventually("the Reloaded Event", || async {
+        let events: kube::Api<k8s_openapi::api::events::v1::Event> =
+            kube::Api::namespaced(cluster.client.clone(), NS);
+        let list = events.list(&Default::default()).await.ok()?;
+        list.items.into_iter().find_map(|e| {
+            let regarding = e.regarding?;
+            (e.reason.as_deref() == Some("Reloaded")
+                && regarding.kind.as_deref() == Some("Deployment")
+                && regarding.name.as_deref() == Some("web"))
+            .then_some(e.note.unwrap_or_default())
+        })
+    })
+    .await;
+    assert_eq!(
+        note,
+        "Changes detected in 'app-config' of type 'CONFIGMAP' in namespace 'apps', Updated 'web' of type 'Deployment' in namespace 'apps'"
+    );
 
     // A metadata-only change: nothing rolls.
     label_config_map(&cluster.client, NS, "app-config", "touched").await;

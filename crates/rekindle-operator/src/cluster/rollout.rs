@@ -13,6 +13,8 @@ use kube::api::{
     PropagationPolicy,
 };
 use kube::runtime::events::{Event, EventType, Recorder};
+
+use crate::decide::throttle::EventBudget;
 use tokio::sync::mpsc;
 
 use crate::cluster::errors::{Explain, is_conflict, is_not_found};
@@ -402,9 +404,19 @@ impl Executor {
     }
 }
 
-/// Writes the queued Events one at a time, in order, until the executors are gone.
+/// Writes the queued Events one at a time, in order, until the executors are gone,
+/// within each workload's budget ([`EventBudget`]: 25, then one per 5 minutes).
 async fn write_events(recorder: Recorder, mut queue: mpsc::Receiver<QueuedEvent>) {
+    let mut budget = EventBudget::default();
     while let Some((id, event, reference)) = queue.recv().await {
+        let kind = match event.type_ {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        };
+        if !budget.allow(&id, kind, std::time::Instant::now()) {
+            tracing::debug!(workload = %id, reason = %event.reason, "Event not written: this workload's Event budget is spent");
+            continue;
+        }
         if let Err(error) = recorder.publish(&event, &reference).await {
             tracing::warn!(workload = %id, error = %Explain(&error), "could not publish the {} event", event.reason);
         }

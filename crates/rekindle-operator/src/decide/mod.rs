@@ -11,3 +11,4 @@ pub mod patch;
 pub mod pause;
 pub mod plan;
 pub mod references;
+pub mod throttle;
