@@ -10,7 +10,8 @@
 //! `REKINDLE_OPERATOR_BIN` defaults to the bench profile's own build of
 //! `rekindle-operator`; `ANCHORS_BIN` to `$HOME/.cache/rekindle/anchors/bin` (where
 //! `reloader` is looked for; without it the Reloader rows are skipped, with a line
-//! saying so). `UPDATES` (default 300), `CHANGES` (default 100) and `OBJECTS` (default
+//! saying so). `UPDATE_BYTES` (size of the ConfigMap of phases 1 and 2, default 4096),
+//! `UPDATES` (default 300), `CHANGES` (default 100) and `OBJECTS` (default
 //! `1000,10000`) size the phases; `BENCH_LOGS=DIR` keeps the tools' and the control
 //! plane's logs there. `-- --test` (or `cargo test --benches`) runs a quick
 //! pass that only shows the bench works.
@@ -22,7 +23,7 @@
 //! `--metrics-addr` (Reloader's `:9090` is fixed in its code, so the two never run at
 //! once: each tool runs alone, one after the other, against its own fresh namespaces).
 //!
-//! 1. **Update → patch latency**: one ConfigMap (4 KiB of text) and one Deployment
+//! 1. **Update → patch latency**: one ConfigMap (`UPDATE_BYTES` of text) and one Deployment
 //!    using it through `envFrom` with `reloader.stakater.com/auto: "true"`. Each sample
 //!    runs from just before the ConfigMap PATCH is sent to the moment this bench's
 //!    Deployment watch delivers the Deployment with a new `STAKATER_*` env value. The
@@ -129,6 +130,8 @@ fn key(verb: &str, group: &str, resource: &str, subresource: &str) -> Key {
 #[derive(Debug, Clone)]
 struct Settings {
     quick: bool,
+    /// Bytes of the ConfigMap of phases 1 and 2.
+    update_bytes: usize,
     updates: usize,
     changes: usize,
     objects: Vec<usize>,
@@ -153,6 +156,7 @@ fn main() {
     let settings = if quick {
         Settings {
             quick,
+            update_bytes: SMALL_DATA,
             updates: 10,
             changes: 10,
             objects: vec![50, 200],
@@ -165,6 +169,7 @@ fn main() {
             .unwrap_or_else(|| vec![1_000, 10_000]);
         Settings {
             quick,
+            update_bytes: number("UPDATE_BYTES", SMALL_DATA),
             updates: number("UPDATES", 300),
             changes: number("CHANGES", 100),
             objects,
@@ -1058,7 +1063,7 @@ impl Bench {
     fn small_data(&self, generation: u64) -> String {
         random_text(
             self.seed ^ generation.wrapping_mul(0xA076_1D64_78BD_642F),
-            SMALL_DATA,
+            self.settings.update_bytes,
         )
     }
 

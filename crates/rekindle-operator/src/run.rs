@@ -164,11 +164,12 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
     };
 
     let poster = Poster::new(NOTIFY_TIMEOUT);
-    if config.alerts.as_ref().is_some_and(|a| a.proxy.is_some()) {
-        tracing::warn!(
-            "ALERT_WEBHOOK_PROXY is not supported by rekindle-operator yet; alerts go directly"
-        );
-    }
+    // Alerts go through ALERT_WEBHOOK_PROXY when it is set; `--webhook-url` calls do not
+    // (as in Reloader).
+    let alert_poster = match config.alerts.as_ref().and_then(|a| a.proxy.as_deref()) {
+        Some(proxy) => Poster::with_proxy(NOTIFY_TIMEOUT, proxy)?,
+        None => poster.clone(),
+    };
     let mut shutdown = std::pin::pin!(shutdown_signal());
     tracing::info!(namespace = %operator_namespace, "started; listing objects");
     let mut was_leader = *leader_rx.borrow();
@@ -265,7 +266,11 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
                                     &rollout.workload,
                                     alerts.additional_info.as_deref(),
                                 );
-                                tokio::spawn(send_alert(poster.clone(), alerts.clone(), text));
+                                tokio::spawn(send_alert(
+                                    alert_poster.clone(),
+                                    alerts.clone(),
+                                    text,
+                                ));
                             }
                         }
                         tracing::info!(

@@ -160,3 +160,99 @@ async fn webhook_mode_announces_and_alerts_follow_rollouts() {
         .is_some()
     );
 }
+
+/// A minimal HTTP proxy on loopback that accepts CONNECT, records the target and the
+/// `Proxy-Authorization` header, and pipes the bytes both ways.
+async fn connect_proxy() -> (String, mpsc::UnboundedReceiver<(String, String)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut client = BufReader::new(stream);
+                let mut line = String::new();
+                client.read_line(&mut line).await.unwrap_or(0);
+                let mut words = line.split_whitespace();
+                let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+                let target = target.to_owned();
+                let mut auth = String::new();
+                loop {
+                    let mut header = String::new();
+                    client.read_line(&mut header).await.unwrap_or(0);
+                    let header = header.trim_end();
+                    if header.is_empty() {
+                        break;
+                    }
+                    if let Some((name, value)) = header.split_once(':')
+                        && name.eq_ignore_ascii_case("proxy-authorization")
+                    {
+                        auth = value.trim().to_owned();
+                    }
+                }
+                if method != "CONNECT" {
+                    let _ = client
+                        .get_mut()
+                        .write_all(b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                    return;
+                }
+                let _ = tx.send((target.clone(), auth));
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(&target).await else {
+                    let _ = client
+                        .get_mut()
+                        .write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n")
+                        .await;
+                    return;
+                };
+                let _ = client
+                    .get_mut()
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await;
+                let _ = tokio::io::copy_bidirectional(client.get_mut(), &mut upstream).await;
+            });
+        }
+    });
+    (format!("{addr}"), rx)
+}
+
+#[tokio::test]
+#[ignore = "needs scripts/provision-k8s.sh"]
+async fn alerts_go_through_alert_webhook_proxy() {
+    let cluster = Cluster::start().await;
+    create_namespace(&cluster.client, NS).await;
+    put_config_map(&cluster.client, NS, "app-config", &[("k", "1")]).await;
+    deployment("web")
+        .auto()
+        .app(env_from_config_map("app-config"))
+        .create(&cluster, NS)
+        .await;
+    let (url, mut received) = receiver().await;
+    let (proxy, mut tunnels) = connect_proxy().await;
+    let _operator = cluster
+        .operator_with_env(
+            &[],
+            &[
+                ("ALERT_ON_RELOAD", "true"),
+                ("ALERT_SINK", "raw"),
+                ("ALERT_WEBHOOK_URL", &format!("{url}/alert")),
+                ("ALERT_WEBHOOK_PROXY", &format!("http://ops:s%40fe@{proxy}")),
+            ],
+        )
+        .await;
+    put_config_map(&cluster.client, NS, "app-config", &[("k", "2")]).await;
+    let alert = next(&mut received, "alert").await;
+    assert_eq!(alert.path, "/alert");
+    let (target, auth) = tokio::time::timeout(DEADLINE, tunnels.recv())
+        .await
+        .expect("a tunnel")
+        .expect("proxy running");
+    assert_eq!(
+        format!("http://{target}"),
+        url,
+        "the tunnel led to the receiver"
+    );
+    // base64("ops:s@fe")
+    assert_eq!(auth, "Basic b3BzOnNAZmU=");
+}
