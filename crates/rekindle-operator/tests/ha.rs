@@ -103,3 +103,57 @@ async fn one_leader_rolls_once_and_a_killed_leader_is_replaced() {
     b.assert_rollouts(1 + 2 * BARRIER_ROUND).await;
     assert!(b.is_running());
 }
+
+#[tokio::test]
+#[ignore = "needs scripts/provision-k8s.sh"]
+async fn a_leader_stopped_with_sigterm_hands_over_without_waiting_for_the_lease() {
+    let cluster = Cluster::start().await;
+    let client = &cluster.client;
+    create_namespace(client, NS).await;
+    put_config_map(client, NS, "ha-config", &[("v", "0")]).await;
+    deployment("web")
+        .auto()
+        .app(env_from_config_map("ha-config"))
+        .create(&cluster, NS)
+        .await;
+    let a = cluster
+        .operator_with_env(&["--enable-ha"], &[("POD_NAME", "op-a")])
+        .await;
+    eventually("op-a to lead", || async {
+        (cluster.lease_holder().await.as_deref() == Some("op-a")).then_some(())
+    })
+    .await;
+    let b = cluster
+        .operator_with_env(&["--enable-ha"], &[("POD_NAME", "op-b")])
+        .await;
+
+    // SIGTERM: the leader releases the lease as it stops, so the standby takes it at
+    // its next poll instead of after the lease duration.
+    let stopped_at = Instant::now();
+    a.stop();
+    eventually("op-b to take the lease", || async {
+        (cluster.lease_holder().await.as_deref() == Some("op-b")).then_some(())
+    })
+    .await;
+    let takeover = stopped_at.elapsed();
+    eprintln!("takeover after {takeover:?}");
+    assert!(
+        takeover < LEASE_DURATION / 2,
+        "took {takeover:?}: the lease was not released"
+    );
+
+    // The handover rolls nothing; the next change is rolled by the new leader.
+    put_config_map(client, NS, "ha-config", &[("v", "1")]).await;
+    let key = cluster.hash_key().await;
+    let marker = keyed_marker(
+        &key,
+        SourceKind::ConfigMap,
+        NS,
+        "ha-config",
+        &[("v", "1")],
+        KeyUse::All,
+    );
+    wait_marker(&cluster, D, NS, "web", "app", VAR, &marker).await;
+    b.assert_rollouts(1).await;
+    assert_eq!(generation(&cluster, D, NS, "web").await, 2);
+}
