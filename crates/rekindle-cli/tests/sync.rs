@@ -556,3 +556,102 @@ async fn sync_signals_a_process_and_run_syncs_for_its_child() {
     assert_eq!(counter.count("HUP"), 4, "the sidecar saw the same update");
     assert_eq!(count_lines(&out, "5"), 1);
 }
+
+/// A small tmpfs mounted for the test, unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Tmpfs {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "this test mounts a tmpfs and needs root (scripts/test runs as root in CI)"
+        );
+        fs::create_dir_all(at).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount -t tmpfs failed");
+        Tmpfs(at.to_owned())
+    }
+
+    fn resize(&self, size: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount failed");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root (a tmpfs) and the control plane (scripts/provision-k8s.sh)"]
+async fn a_full_disk_keeps_the_old_content_and_the_write_is_retried() {
+    let cluster = ControlPlane::start().await.expect(NEEDS);
+    let api = Api::<ConfigMap>::namespaced(cluster.client(), "default");
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = Tmpfs::mount(&tmp.path().join("disk"), "64k");
+    let dir = disk.0.join("config");
+    let digests = tmp.path().join("digests");
+    put(&api, mk_config_map("app", &[("v", "small")], &[])).await;
+    let exec = format!("echo \"$REKINDLE_DIGEST\" >> {}", digests.display());
+    let sync = start(
+        &cluster,
+        cluster.kubeconfig(),
+        &[
+            "sync",
+            "--configmap",
+            "app",
+            "--to",
+            dir.to_str().unwrap(),
+            "--exec",
+            &exec,
+        ],
+        tmp.path(),
+    );
+    sync.wait_log("watching", 1);
+    let before = Snapshot::read(&dir).unwrap();
+
+    // 200 KiB do not fit in 64 KiB: the write fails, and the directory still holds
+    // the old content, whole; no action runs.
+    let big = "x".repeat(200 * 1024);
+    put(&api, mk_config_map("app", &[("v", &big)], &[])).await;
+    sync.wait_log("cannot write the new content", 1);
+    assert_eq!(Snapshot::read(&dir).unwrap().digest(), before.digest());
+    assert!(lines(&digests).is_empty());
+    let stamps = fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("..") && name != "..data"
+        })
+        .count();
+    assert_eq!(stamps, 1, "the partial new directory is removed");
+
+    // Room is made: the retry writes it, and the action runs once for it.
+    disk.resize("1m");
+    let want = Snapshot::from_entries([("v", big.as_str())])
+        .digest()
+        .to_string();
+    eventually("the retried write", &[&sync], || {
+        lines(&digests) == [want.clone()]
+    })
+    .await;
+    assert_eq!(
+        Snapshot::read(&dir).unwrap().get_str("v"),
+        Some(big.as_str())
+    );
+    drop(sync);
+}
