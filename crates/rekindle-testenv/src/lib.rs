@@ -26,3 +26,4 @@ pub use binaries::MissingBinary;
 #[cfg(feature = "cluster")]
 pub use control_plane::ControlPlane;
 pub use kubelet_writer::{FileProjection, KubeletWriter};
+pub mod docs;
