@@ -28,6 +28,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 Command::Run(r) => Job::Run(r),
                 #[cfg(feature = "kube")]
                 Command::Sync(s) => Job::Sync(s),
+                // Synchronous and quick: no runtime, no logging set-up.
+                Command::Doctor(d) => return Ok(crate::doctor::run(d)),
             };
             (job, cli.log)
         }

@@ -26,6 +26,8 @@ the actions you asked for: exactly one run per update, none when nothing changed
   rekindle run     supervisor: start the program as a child, reload or restart it
   rekindle sync    a ConfigMap/Secret from the API into a directory, at once,
                    then the same actions as watch (no kubelet delay)
+  rekindle doctor  why a change would not arrive: subPath, env vars, process
+                   visibility, inotify limits; with the fix
 
 Called without a subcommand, rekindle also accepts configmap-reload's flags
 (--volume-dir, --webhook-url, ...), and with no arguments at all it reads
@@ -208,6 +210,12 @@ pub enum Command {
     #[cfg(feature = "kube")]
     #[command(about = SYNC_ABOUT, long_about = SYNC_LONG_ABOUT, after_long_help = SYNC_EXAMPLES)]
     Sync(SyncArgs),
+    #[command(
+        about = crate::doctor::ABOUT,
+        long_about = crate::doctor::LONG_ABOUT,
+        after_long_help = crate::doctor::EXAMPLES
+    )]
+    Doctor(crate::doctor::DoctorArgs),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -5,6 +5,7 @@ mod action;
 mod app;
 mod cli;
 mod compat;
+mod doctor;
 mod driver;
 mod duration;
 mod logging;

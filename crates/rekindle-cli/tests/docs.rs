@@ -23,7 +23,7 @@ fn help(args: &[&str]) -> String {
 
 /// The subcommands of this build.
 fn subcommands() -> Vec<&'static str> {
-    let mut all = vec!["watch", "run"];
+    let mut all = vec!["watch", "run", "doctor"];
     if cfg!(feature = "kube") {
         all.push("sync");
     }
