@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State};
+use axum::http::HeaderValue;
 use axum::http::header::CONTENT_TYPE;
-use axum::response::{IntoResponse, Json};
+use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 use rekindle::Reloadable;
@@ -19,27 +20,55 @@ pub struct AppState {
     pub registry: Arc<Registry>,
 }
 
+/// The header every response carries: the public digest of the config in force, so a
+/// reload can be verified from outside (`rekindle watch --verify-url`).
+pub const DIGEST_HEADER: &str = "x-config-digest";
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/config", get(config))
         .route("/feature/{name}", get(feature))
         .route("/metrics", get(metrics))
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            stamp_digest,
+        ))
         .with_state(state)
+}
+
+/// Adds [`DIGEST_HEADER`] to a response that has none yet (`/config` sets its own, from
+/// the same version as its body). The built-in config (no file read yet) has no digest.
+async fn stamp_digest(State(state): State<AppState>, mut response: Response) -> Response {
+    if !response.headers().contains_key(DIGEST_HEADER)
+        && let Some(value) = digest_header(state.config.current().digest())
+    {
+        response.headers_mut().insert(DIGEST_HEADER, value);
+    }
+    response
+}
+
+fn digest_header(digest: Option<&rekindle::Digest>) -> Option<HeaderValue> {
+    digest.and_then(|d| HeaderValue::from_str(&d.to_string()).ok())
 }
 
 async fn health() -> Json<Value> {
     Json(json!({"status": "healthy"}))
 }
 
-async fn config(State(state): State<AppState>) -> Json<Value> {
-    // One load: version and settings come from the same config even mid-reload.
+async fn config(State(state): State<AppState>) -> Response {
+    // One load: version, digest and settings come from the same config even mid-reload.
     let current = state.config.current();
-    Json(json!({
+    let body = Json(json!({
         "version": current.version(),
+        "digest": current.digest().map(ToString::to_string),
         "settings": current.value(),
         "last_error": state.config.last_error().map(|e| describe(&*e)),
-    }))
+    }));
+    match digest_header(current.digest()) {
+        Some(value) => ([(DIGEST_HEADER, value)], body).into_response(),
+        None => body.into_response(),
+    }
 }
 
 /// An error and its causes on one line (`cannot read the config directory: /etc/config:

@@ -22,6 +22,19 @@ fn publish(dir: &Path, pairs: &[(&str, &str)]) {
     writer.write(dir, &payload).unwrap();
 }
 
+/// The public digest of what `dir` holds: what `GET /config` and `X-Config-Digest` say.
+fn digest_of(dir: &Path) -> String {
+    rekindle::Snapshot::read(dir).unwrap().digest().to_string()
+}
+
+/// The `X-Config-Digest` header of `GET path`, if any.
+fn digest_header(app: &App, path: &str) -> Option<String> {
+    let (head, _) = app.get_text(path);
+    head.lines()
+        .find_map(|l| l.strip_prefix("x-config-digest: "))
+        .map(str::to_owned)
+}
+
 fn settings(level: &str, max: u32, flags: &BTreeMap<&str, bool>) -> Value {
     json!({"log_level": level, "max_connections": max, "feature_flags": flags})
 }
@@ -45,8 +58,16 @@ fn serves_reloads_and_rejects_per_contract() {
     let flags = BTreeMap::from([("dark_mode", true)]);
     assert_eq!(
         app.get("/config"),
-        json!({"version": 1, "settings": settings("info", 100, &flags), "last_error": null})
+        json!({"version": 1, "digest": digest_of(&config_dir), "settings": settings("info", 100, &flags), "last_error": null})
     );
+    // Every response names the config in force, so a reload can be verified.
+    for path in ["/config", "/health", "/feature/x", "/metrics"] {
+        assert_eq!(
+            digest_header(&app, path),
+            Some(digest_of(&config_dir)),
+            "{path}"
+        );
+    }
     assert_eq!(
         app.get("/feature/dark_mode"),
         json!({"feature": "dark_mode", "enabled": true})
@@ -68,7 +89,7 @@ fn serves_reloads_and_rejects_per_contract() {
     let config = app.wait_for_config("version 2", |c| c["version"] == 2);
     assert_eq!(
         config,
-        json!({"version": 2, "settings": settings("debug", 500, &flags), "last_error": null})
+        json!({"version": 2, "digest": digest_of(&config_dir), "settings": settings("debug", 500, &flags), "last_error": null})
     );
     assert_eq!(
         app.get("/feature/beta"),
@@ -110,7 +131,7 @@ fn serves_reloads_and_rejects_per_contract() {
     let config = app.wait_for_config("version 3", |c| c["version"] == 3);
     assert_eq!(
         config,
-        json!({"version": 3, "settings": settings("warn", 10000, &BTreeMap::new()), "last_error": null})
+        json!({"version": 3, "digest": digest_of(&config_dir), "settings": settings("warn", 10000, &BTreeMap::new()), "last_error": null})
     );
 }
 
@@ -122,6 +143,9 @@ fn starts_on_defaults_without_config_and_picks_it_up_later() {
     let app = App::start(&config_dir);
     let config = app.get("/config");
     assert_eq!(config["version"], 0);
+    // The built-in config was read from no file: it has no digest.
+    assert_eq!(config["digest"], Value::Null);
+    assert_eq!(digest_header(&app, "/health"), None);
     assert_eq!(config["settings"], settings("info", 100, &BTreeMap::new()));
     assert!(
         config["last_error"]
