@@ -230,6 +230,35 @@ pub struct ValidateArgs {
     pub validate_timeout: Duration,
 }
 
+/// Verified reloads: shared by `watch`, `sync` and `run`.
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// After the actions, GET this URL (http://) until a 2xx answer shows the new digest
+    /// in its body or its X-Config-Digest header; a reload not shown within
+    /// --verify-timeout counts as failed and is retried.
+    #[arg(long, value_name = "URL", value_parser = WebhookUrlArg, help_heading = "Verification")]
+    pub verify_url: Option<WebhookUrl>,
+    /// After the actions, run this command (`sh -c`, with REKINDLE_DIR and
+    /// REKINDLE_DIGEST); exit 0 within --verify-timeout means the reload took.
+    #[arg(long, value_name = "CMD", help_heading = "Verification")]
+    pub verify_exec: Option<String>,
+    /// How long verification may take, retries included.
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = duration::WEBHOOK_TIMEOUT, help_heading = "Verification")]
+    pub verify_timeout: Duration,
+}
+
+impl VerifyArgs {
+    pub fn plan(&self) -> Option<crate::verify::VerifyPlan> {
+        (self.verify_url.is_some() || self.verify_exec.is_some()).then(|| {
+            crate::verify::VerifyPlan {
+                url: self.verify_url.clone(),
+                exec: self.verify_exec.clone(),
+                timeout: self.verify_timeout,
+            }
+        })
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 #[command(group(
     ArgGroup::new("action")
@@ -311,6 +340,9 @@ pub struct ActionArgs {
     #[command(flatten)]
     pub validate: ValidateArgs,
 
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+
     /// Serve /metrics, /healthz and /readyz on this address (`:9533`, `127.0.0.1:9533`).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
@@ -385,6 +417,8 @@ pub struct RunArgs {
     pub stop_timeout: Duration,
     #[command(flatten)]
     pub validate: ValidateArgs,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
     /// Serve /metrics, /healthz and /readyz on this address.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,

@@ -138,6 +138,7 @@ impl ConfigmapReloadArgs {
             configmap_reload_metrics: true,
             rescan_interval: Duration::from_secs(60),
             limits: rekindle::ReadLimits::default(),
+            verify: None,
             #[cfg(feature = "kube")]
             sync: None,
         }
@@ -202,6 +203,7 @@ pub fn sidecar_plan(
         configmap_reload_metrics: false,
         rescan_interval: Duration::from_secs(60),
         limits: rekindle::ReadLimits::default(),
+        verify: None,
         #[cfg(feature = "kube")]
         sync: None,
     };

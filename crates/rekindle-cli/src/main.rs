@@ -18,6 +18,7 @@ mod size;
 mod supervisor;
 #[cfg(feature = "kube")]
 mod sync;
+mod verify;
 mod watch;
 mod webhook;
 

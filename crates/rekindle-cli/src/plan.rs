@@ -46,6 +46,8 @@ pub struct WatchPlan {
     pub rescan_interval: Duration,
     /// Bounds on one read of a watched directory.
     pub limits: rekindle::ReadLimits,
+    /// `--verify-url` / `--verify-exec`.
+    pub verify: Option<crate::verify::VerifyPlan>,
     /// `rekindle sync`: the object written into the (one) watched directory.
     #[cfg(feature = "kube")]
     pub sync: Option<crate::sync::SyncPlan>,
@@ -99,6 +101,7 @@ impl WatchPlan {
                 max_volume_bytes: args.max_volume_size,
                 ..rekindle::ReadLimits::default()
             },
+            verify: args.verify.plan(),
             #[cfg(feature = "kube")]
             sync: None,
         }

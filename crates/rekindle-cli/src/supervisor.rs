@@ -153,6 +153,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         validate,
         reload_on_start: false,
         limits: options.limits.clone(),
+        verify: args.verify.plan(),
     });
     let mut host = Supervising { program, incoming };
     Ok(driver.run(&mut host).await)

@@ -122,6 +122,7 @@ pub async fn run(mut plan: WatchPlan) -> anyhow::Result<ExitCode> {
         validate: plan.validate.clone(),
         reload_on_start: plan.reload_on_start,
         limits: plan.limits.clone(),
+        verify: plan.verify.clone(),
     });
     Ok(driver.run(&mut host).await)
 }

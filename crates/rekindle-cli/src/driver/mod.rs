@@ -29,6 +29,7 @@ use crate::metrics::{ActionResult, Metrics};
 use crate::plan::CommandPlan;
 use crate::process::{Children, shell};
 use crate::server::Readiness;
+use crate::verify::{Verifier, VerifyPlan};
 pub use mailbox::Mailbox;
 
 /// What the driver runs inside: it says when to stop.
@@ -199,6 +200,7 @@ pub struct Driver {
     intake: Intake,
     actions: Vec<Box<dyn Action>>,
     validate: Option<CommandPlan>,
+    verifier: Option<Verifier>,
     children: Children,
     limits: ReadLimits,
 }
@@ -214,6 +216,8 @@ pub struct DriverParts {
     pub validate: Option<CommandPlan>,
     pub reload_on_start: bool,
     pub limits: ReadLimits,
+    /// `--verify-url` / `--verify-exec`: run after the actions.
+    pub verify: Option<VerifyPlan>,
 }
 
 impl Driver {
@@ -230,6 +234,9 @@ impl Driver {
             },
             actions: parts.actions,
             validate: parts.validate,
+            verifier: parts
+                .verify
+                .map(|plan| Verifier::new(plan, parts.children.clone())),
             children: parts.children,
             limits: parts.limits,
         }
@@ -298,9 +305,36 @@ impl Driver {
             }
             outcomes.push((action.name(), outcome));
         }
+        // Verification: only when every action did its part for this very content.
+        let mut unverified = false;
+        let all_done = outcomes.iter().all(|(_, o)| matches!(o, Outcome::Done(_)));
+        if let Some(verifier) = self.verifier.as_ref().filter(|_| all_done) {
+            let started = Instant::now();
+            let outcome = tokio::select! {
+                result = verifier.verify(&ctx) => match result {
+                    Ok(detail) => Outcome::Done(detail),
+                    Err(reason) => Outcome::Failed(reason),
+                },
+                () = self.intake.newer_change() => Outcome::Superseded,
+            };
+            let result = match outcome {
+                Outcome::Done(_) => ActionResult::Success,
+                Outcome::Failed(_) => ActionResult::Failure,
+                Outcome::Superseded => ActionResult::Superseded,
+            };
+            self.intake
+                .metrics
+                .action("verify", result, started.elapsed());
+            unverified = matches!(outcome, Outcome::Failed(_));
+            outcomes.push(("verify", outcome));
+        }
         log_outcome(&ctx, work.attempt, &outcomes);
         if !failed.is_empty() {
             self.intake.retry_later(work, Stage::Act(failed));
+        } else if unverified {
+            // The application did not take the change: do the whole reload again.
+            let all = (0..self.actions.len()).collect();
+            self.intake.retry_later(work, Stage::Act(all));
         }
     }
 
