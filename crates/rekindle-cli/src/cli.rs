@@ -245,6 +245,12 @@ pub struct VerifyArgs {
     /// How long verification may take, retries included.
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = duration::WEBHOOK_TIMEOUT, help_heading = "Verification")]
     pub verify_timeout: Duration,
+    /// After each outcome, write this pod's annotation rekindle.io/applied: per watched
+    /// source, the digest applied, rejected or failed on (never a value), for `rekindle
+    /// status`. Needs POD_NAME and POD_NAMESPACE (downward API) and `patch` on pods.
+    #[cfg(feature = "kube")]
+    #[arg(long, help_heading = "Verification")]
+    pub report_pod: bool,
 }
 
 impl VerifyArgs {

@@ -140,6 +140,8 @@ impl ConfigmapReloadArgs {
             limits: rekindle::ReadLimits::default(),
             verify: None,
             #[cfg(feature = "kube")]
+            report_pod: false,
+            #[cfg(feature = "kube")]
             sync: None,
         }
     }
@@ -204,6 +206,8 @@ pub fn sidecar_plan(
         rescan_interval: Duration::from_secs(60),
         limits: rekindle::ReadLimits::default(),
         verify: None,
+        #[cfg(feature = "kube")]
+        report_pod: false,
         #[cfg(feature = "kube")]
         sync: None,
     };

@@ -12,6 +12,7 @@ mod logging;
 mod metrics;
 mod plan;
 mod process;
+mod report;
 mod server;
 mod signal;
 mod size;

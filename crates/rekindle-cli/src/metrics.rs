@@ -29,6 +29,22 @@ struct Compat {
     requests: Family<Labels, Counter>,
 }
 
+/// `--report-pod`'s metrics (see [`Metrics::register_report`]).
+#[cfg(feature = "kube")]
+#[derive(Debug, Clone, Default)]
+pub struct ReportMetrics {
+    patches: Family<Labels, Counter>,
+}
+
+#[cfg(feature = "kube")]
+impl ReportMetrics {
+    pub fn patch(&self, result: &'static str) {
+        self.patches
+            .get_or_create(&vec![("result", result.to_owned())])
+            .inc();
+    }
+}
+
 /// `rekindle sync`'s metrics (see [`Metrics::register_sync`]).
 #[cfg(feature = "kube")]
 #[derive(Debug, Clone, Default)]
@@ -164,6 +180,18 @@ impl Metrics {
             watch_errors,
             compat,
         }
+    }
+
+    /// Registers `--report-pod`'s metrics and returns them, for the patcher.
+    #[cfg(feature = "kube")]
+    pub fn register_report(&mut self) -> ReportMetrics {
+        let m = ReportMetrics::default();
+        self.registry.register(
+            "rekindle_report_patches",
+            "PATCHes of this pod's rekindle.io/applied annotation, by result (success, failure, forbidden)",
+            m.patches.clone(),
+        );
+        m
     }
 
     /// Registers `rekindle sync`'s metrics and returns them, for the API watch loop.

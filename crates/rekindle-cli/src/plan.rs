@@ -48,6 +48,9 @@ pub struct WatchPlan {
     pub limits: rekindle::ReadLimits,
     /// `--verify-url` / `--verify-exec`.
     pub verify: Option<crate::verify::VerifyPlan>,
+    /// `--report-pod`.
+    #[cfg(feature = "kube")]
+    pub report_pod: bool,
     /// `rekindle sync`: the object written into the (one) watched directory.
     #[cfg(feature = "kube")]
     pub sync: Option<crate::sync::SyncPlan>,
@@ -102,6 +105,8 @@ impl WatchPlan {
                 ..rekindle::ReadLimits::default()
             },
             verify: args.verify.plan(),
+            #[cfg(feature = "kube")]
+            report_pod: args.verify.report_pod,
             #[cfg(feature = "kube")]
             sync: None,
         }

@@ -119,6 +119,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Err(error) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
         tracing::warn!(%error, "cannot become a child subreaper; orphans of the program go to PID 1");
     }
+    #[cfg(feature = "kube")]
+    let reporter = {
+        let labels = match (
+            args.sync_configmap.as_ref().or(args.sync_secret.as_ref()),
+            &args.to,
+        ) {
+            (Some(object), Some(to)) => std::path::absolute(to)
+                .map(|dir| std::iter::once((dir, object.source_label())).collect())
+                .unwrap_or_default(),
+            _ => std::collections::HashMap::new(),
+        };
+        crate::report::start(args.verify.report_pod, labels, &mut metrics).await?
+    };
+    #[cfg(not(feature = "kube"))]
+    let reporter = None;
     let metrics = Arc::new(metrics);
     let readiness = Arc::new(Readiness::new(&dirs));
     crate::watch::start_server(args.listen.as_deref(), "/metrics", &metrics, &readiness).await?;
@@ -154,6 +169,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         reload_on_start: false,
         limits: options.limits.clone(),
         verify: args.verify.plan(),
+        reporter,
     });
     let mut host = Supervising { program, incoming };
     Ok(driver.run(&mut host).await)

@@ -107,10 +107,18 @@ impl Verifier {
         let env = change.env();
         // Its stderr goes to ours, as it wrote it: the reason an operator needs. The
         // report carries only the exit status.
+        // The command line is not repeated: it may hold credentials, and the reason
+        // goes into the pod's report.
         match shell::run(&self.children, command, &env, left, false).await {
-            Ok(outcome) if outcome.exit.success() => Ok(format!("`{command}` exited 0")),
-            Ok(outcome) => Err(format!("`{command}`: {}", outcome.exit)),
-            Err(error) => Err(error.to_string()),
+            Ok(outcome) if outcome.exit.success() => Ok("the verify command exited 0".to_owned()),
+            Ok(outcome) => Err(format!("the verify command: {}", outcome.exit)),
+            Err(shell::ShellError::Timeout { .. }) => Err(format!(
+                "the verify command did not finish within {:?}",
+                self.plan.timeout
+            )),
+            Err(shell::ShellError::Spawn { source, .. }) => {
+                Err(format!("the verify command could not start: {source}"))
+            }
         }
     }
 }

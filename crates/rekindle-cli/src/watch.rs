@@ -78,6 +78,17 @@ pub async fn run(mut plan: WatchPlan) -> anyhow::Result<ExitCode> {
         Some(sync) => Some(crate::sync::start(sync, metrics.register_sync(), true).await?),
         None => None,
     };
+    #[cfg(feature = "kube")]
+    let reporter = {
+        let labels = plan
+            .sync
+            .iter()
+            .map(|s| (s.dir.clone(), s.object.source_label()))
+            .collect();
+        crate::report::start(plan.report_pod, labels, &mut metrics).await?
+    };
+    #[cfg(not(feature = "kube"))]
+    let reporter = None;
     let metrics = Arc::new(metrics);
     let readiness = Arc::new(Readiness::new(&plan.dirs));
     start_server(
@@ -123,6 +134,7 @@ pub async fn run(mut plan: WatchPlan) -> anyhow::Result<ExitCode> {
         reload_on_start: plan.reload_on_start,
         limits: plan.limits.clone(),
         verify: plan.verify.clone(),
+        reporter,
     });
     Ok(driver.run(&mut host).await)
 }

@@ -15,7 +15,7 @@ mod mailbox;
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,9 +28,11 @@ use crate::action::{Action, ChangeCtx, Outcome};
 use crate::metrics::{ActionResult, Metrics};
 use crate::plan::CommandPlan;
 use crate::process::{Children, shell};
+use crate::report::Reporter;
 use crate::server::Readiness;
 use crate::verify::{Verifier, VerifyPlan};
 pub use mailbox::Mailbox;
+use rekindle::report::Result as Reported;
 
 /// What the driver runs inside: it says when to stop.
 pub trait Host {
@@ -98,6 +100,7 @@ struct Intake {
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
     reload_on_start: bool,
+    reporter: Option<Reporter>,
     in_force: HashMap<PathBuf, Arc<Snapshot>>,
     queue: VecDeque<Work>,
     retries: Vec<(Instant, Work)>,
@@ -130,6 +133,8 @@ impl Intake {
                     "watching"
                 );
                 self.in_force.insert(dir.clone(), snapshot.clone());
+                // The content at start is what the application started with.
+                self.report(&dir, &snapshot, Reported::Applied, None);
                 if !self.reload_on_start {
                     return false;
                 }
@@ -164,6 +169,12 @@ impl Intake {
             if self.collect() {
                 return;
             }
+        }
+    }
+
+    fn report(&self, dir: &Path, snapshot: &Snapshot, result: Reported, reason: Option<&str>) {
+        if let Some(reporter) = &self.reporter {
+            reporter.report(dir, *snapshot.digest(), result, reason);
         }
     }
 
@@ -218,6 +229,8 @@ pub struct DriverParts {
     pub limits: ReadLimits,
     /// `--verify-url` / `--verify-exec`: run after the actions.
     pub verify: Option<VerifyPlan>,
+    /// `--report-pod`: where outcomes go.
+    pub reporter: Option<Reporter>,
 }
 
 impl Driver {
@@ -228,6 +241,7 @@ impl Driver {
                 metrics: parts.metrics,
                 readiness: parts.readiness,
                 reload_on_start: parts.reload_on_start,
+                reporter: parts.reporter,
                 in_force: HashMap::new(),
                 queue: VecDeque::new(),
                 retries: Vec::new(),
@@ -329,6 +343,24 @@ impl Driver {
             outcomes.push(("verify", outcome));
         }
         log_outcome(&ctx, work.attempt, &outcomes);
+        // The report names the failing action and our own reason for it; an exec's
+        // reason is only its exit status (its command line may hold credentials).
+        let failure = outcomes.iter().find_map(|(name, o)| match o {
+            Outcome::Failed(_) if *name == "exec" => Some(format!("{name} failed")),
+            Outcome::Failed(reason) => Some(format!("{name} failed: {reason}")),
+            _ => None,
+        });
+        match failure {
+            Some(reason) => {
+                self.intake
+                    .report(&work.dir, &work.snapshot, Reported::Failed, Some(&reason))
+            }
+            None if outcomes.iter().all(|(_, o)| matches!(o, Outcome::Done(_))) => self
+                .intake
+                .report(&work.dir, &work.snapshot, Reported::Applied, None),
+            // Superseded: the newer change reports.
+            None => {}
+        }
         if !failed.is_empty() {
             self.intake.retry_later(work, Stage::Act(failed));
         } else if unverified {
@@ -377,6 +409,12 @@ impl Driver {
                 Err(e) => (e.to_string(), String::new()),
             };
             self.intake.metrics.validation_failure();
+            self.intake.report(
+                &work.dir,
+                &work.snapshot,
+                Reported::Rejected,
+                Some(&format!("validation failed: {status}")),
+            );
             // The command's own stderr is logged as it wrote it: it is the reason an
             // operator needs (`nginx -t` names the line). rekindle adds no value of its own.
             tracing::warn!(
