@@ -5,13 +5,13 @@
 //!
 //! A reference page holds generated blocks between markers:
 //!
-//! ```text
+//! ````text
 //! <!-- help: rekindle watch -->
 //! ```text
 //! ...the output of `rekindle watch --help`...
 //! ```
 //! <!-- end help -->
-//! ```
+//! ````
 //!
 //! With `REKINDLE_BLESS_DOCS=1` the check rewrites the blocks instead of failing.
 
