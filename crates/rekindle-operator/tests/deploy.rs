@@ -568,7 +568,67 @@ async fn start_installed(
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let operator = cluster.operator_with_env(&args, &env).await;
+    assert_probes_answer(&installed, &operator).await;
     (cluster, operator)
+}
+
+/// The Deployment's probes ask the operator for paths it serves, on the port
+/// it listens on.
+async fn assert_probes_answer(deployment: &Value, operator: &Operator) {
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let port = container["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .find(|p| p["name"] == "metrics")
+        .expect("a port named metrics");
+    let listen = format!("--metrics-addr=:{}", port["containerPort"]);
+    let args = container["args"].as_array().expect("args");
+    assert!(args.contains(&json!(listen)), "{listen} in {args:?}");
+    for probe in ["livenessProbe", "readinessProbe"] {
+        let get = &container[probe]["httpGet"];
+        assert_eq!(get["port"], "metrics", "{probe}");
+        let path = get["path"].as_str().expect("path");
+        let url = format!("{}{path}", operator.metrics_url);
+        let answer = http_get(&url).await;
+        assert!(
+            matches!(answer, Some((200, _))),
+            "{probe} {path}: {answer:?}"
+        );
+    }
+}
+
+/// Asserts the restricted pod security standard and set resources on the
+/// Deployment's pod.
+fn assert_restricted(what: &str, deployment: &Value) {
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let security = &container["securityContext"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{what}");
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+        "{what}"
+    );
+    assert_eq!(security["runAsNonRoot"], true, "{what}");
+    assert_eq!(security["readOnlyRootFilesystem"], true, "{what}");
+    assert_eq!(security["allowPrivilegeEscalation"], false, "{what}");
+    assert_eq!(security["capabilities"]["drop"], json!(["ALL"]), "{what}");
+    assert!(security["capabilities"]["add"].is_null(), "{what}");
+    assert_eq!(
+        security["seccompProfile"]["type"], "RuntimeDefault",
+        "{what}"
+    );
+    assert!(
+        container["resources"]["requests"]["memory"].is_string()
+            && container["resources"]["limits"]["memory"].is_string(),
+        "{what}: memory request and limit"
+    );
+    for probe in ["livenessProbe", "readinessProbe"] {
+        assert!(
+            container[probe]["httpGet"]["path"].is_string(),
+            "{what}: {probe}"
+        );
+    }
 }
 
 // ---- the tests -----------------------------------------------------------------
@@ -702,7 +762,30 @@ fn the_operator_accepts_what_each_rendering_passes_it() {
     assert_eq!(lease.identity, "rekindle-operator-7d9f-x2");
     assert_eq!(lease.lease_namespace, "rekindle");
 
+    let ha_docs = documents(&kustomize("deploy/operator/overlays/ha"));
+    assert_eq!(deployment_in(&ha_docs)["spec"]["replicas"], 2);
+    for dir in ["base", "overlays/namespaced", "overlays/ha"] {
+        let path = format!("deploy/operator/{dir}");
+        assert_restricted(&path, deployment_in(&documents(&kustomize(&path))));
+    }
+
     // The chart, value by value.
+    for (name, values) in VALUE_SETS {
+        let docs = documents(&helm_template("tools", values));
+        assert_restricted(name, deployment_in(&docs));
+    }
+    let replicas = |set: &str| {
+        deployment_in(&documents(&helm_template("tools", values(set))))["spec"]["replicas"].clone()
+    };
+    assert_eq!(replicas("ha"), 2);
+    // Without a leader, one replica whatever is asked: two would both roll.
+    assert_eq!(
+        deployment_in(&documents(&helm_template(
+            "tools",
+            "reloader:\n  deployment:\n    replicas: 3\n"
+        )))["spec"]["replicas"],
+        1
+    );
     let chart = |set: &str| {
         let docs = documents(&helm_template("tools", values(set)));
         settings_of(deployment_in(&docs), "rk-pod")

@@ -408,8 +408,8 @@ impl Drop for Operator {
     }
 }
 
-/// A minimal HTTP/1.0 GET on loopback.
-async fn http_get(url: &str) -> Option<(u16, String)> {
+/// A minimal HTTP/1.0 GET on loopback: the status and body.
+pub async fn http_get(url: &str) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://")?;
     let (host, path) = rest
