@@ -12,11 +12,13 @@
 # (see the file). This script reads the same file, so the two builds cannot drift: it
 # accepts only what a one-binary image needs (FROM scratch, ARG, one LABEL per line,
 # COPY of one file to the root, USER, a one-element ENTRYPOINT) and refuses anything
-# else. It uses Debian's umoci, rootless: `init` and `new` make an empty image, the
-# binary goes in as one layer with `raw add-layer` (a tar with exactly that one entry,
-# owned by 0:0, mode 0755, dated like the commit), and `config` sets the user,
-# entrypoint and labels. Given the same binary and commit, the result is the same, byte
-# for byte. umoci and skopeo are installed with apt when missing.
+# else. It uses Debian's umoci, with no privileges and no daemon: `init` and `new` make
+# an empty image, the binary goes in as one layer with `raw add-layer` (a tar with
+# exactly that one entry, owned by 0:0, mode 0755, dated like the commit; `unpack` and
+# `repack` would also record the root directory and the unpacking user's ownership),
+# and `config` sets the user, entrypoint and labels. Given the same binary and commit,
+# the result is the same, byte for byte. umoci and skopeo are installed with apt when
+# missing.
 set -Eeuo pipefail
 
 REPO_ROOT="$(cd "$(dirname "$0")/.." && pwd)"
