@@ -924,6 +924,10 @@ async fn helm_install_gives_the_operator_what_it_needs_to_reload() {
         "",
     );
     assert!(installed.contains("STATUS: deployed"), "{installed}");
+    assert!(
+        installed.contains("installed in tools, watching every namespace."),
+        "NOTES: {installed}"
+    );
     let manifest = documents(&run(
         helm_on(&plane).args(["get", "manifest", "rk", "--namespace", "tools"]),
         "",
@@ -952,9 +956,37 @@ async fn helm_install_gives_the_operator_what_it_needs_to_reload() {
         run(&mut get, "");
     }
 
+    // A second release, watching only two namespaces: Roles there, and no
+    // cluster-wide object.
+    create_namespaces(&plane, &names(&["apps", "web"]));
+    let second = run(
+        helm_on(&plane).args([
+            "install",
+            "rk2",
+            CHART,
+            "--namespace",
+            "team",
+            "--create-namespace",
+            "--values",
+            "-",
+        ]),
+        "reloader:\n  watchGlobally: false\nrekindle:\n  namespaces: [apps, web]\n",
+    );
+    assert!(second.contains("watching apps, web."), "NOTES: {second}");
+    for ns in ["apps", "web"] {
+        run(
+            kubectl_on(&plane).args(["get", "role,rolebinding", "rk2-rekindle-operator", "-n", ns]),
+            "",
+        );
+    }
+    let cluster_wide = output(
+        kubectl_on(&plane).args(["get", "clusterrole", "rk2-rekindle-operator"]),
+        "",
+    );
+    assert!(!cluster_wide.status.success(), "rk2 has a ClusterRole");
+
     let (cluster, operator) =
         start_installed(plane, "tools", "rk-rekindle-operator", "rk-pod").await;
-    create_namespace(&cluster.client, "apps").await;
     assert_a_change_rolls(&cluster, &operator, "apps").await;
     // The hash key went where the chart's Role allows.
     let secrets: Api<k8s_openapi::api::core::v1::Secret> =
