@@ -52,8 +52,23 @@ pub fn helm() -> Result<PathBuf, MissingTool> {
     }
 }
 
-/// A `kubectl`: the first on `PATH`, else the provisioned one (v1.30).
+/// Environment variable naming the `kubectl` to use, before any other.
+pub const KUBECTL_ENV: &str = "REKINDLE_KUBECTL";
+
+/// A `kubectl`: `$REKINDLE_KUBECTL`, else the first on `PATH`, else the
+/// provisioned one (v1.30).
 pub fn kubectl() -> Result<PathBuf, MissingTool> {
+    if let Some(chosen) = std::env::var_os(KUBECTL_ENV).filter(|v| !v.is_empty()) {
+        let chosen = PathBuf::from(chosen);
+        return if is_executable(&chosen) {
+            Ok(chosen)
+        } else {
+            Err(MissingTool {
+                name: "kubectl".into(),
+                looked: format!("{KUBECTL_ENV}={}", chosen.display()),
+            })
+        };
+    }
     let path = std::env::var_os("PATH").unwrap_or_default();
     kubectl_in(std::env::split_paths(&path), &tools_dir())
 }
