@@ -7,11 +7,25 @@
 //! - [`ControlPlane`] (feature `cluster`, on by default) runs etcd,
 //!   kube-apiserver and kube-controller-manager on loopback ports.
 //!
-//! Both use binaries built once by `scripts/provision-k8s.sh` and cached in
-//! `~/.cache/rekindle/k8s-1.20.2/` (see [`binaries`]).
+//! - [`tools`] finds `helm` and `kubectl` for the tests of the deployment
+//!   manifests (`scripts/provision-helm.sh`).
+//! - [`image`], [`elf`] and [`image_check`] (feature `image`) read the OCI
+//!   image layouts of `scripts/build-images.sh`, check that a binary is
+//!   static, and hold the checks every rekindle image passes.
+//!
+//! The control plane and the writer use binaries built once by
+//! `scripts/provision-k8s.sh` and cached in `~/.cache/rekindle/k8s-1.20.2/`
+//! (see [`binaries`]).
 
 pub mod binaries;
+#[cfg(feature = "image")]
+pub mod elf;
+#[cfg(feature = "image")]
+pub mod image;
+#[cfg(feature = "image")]
+pub mod image_check;
 pub mod kubelet_writer;
+pub mod tools;
 
 #[cfg(feature = "cluster")]
 mod certs;

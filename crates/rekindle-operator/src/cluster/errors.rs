@@ -13,7 +13,7 @@ impl fmt::Display for Explain<'_> {
         match self.0 {
             kube::Error::Api(status) if status.code == 403 => write!(
                 f,
-                "permission denied: {} (add the verb and resource to the operator's ClusterRole or Role; see deploy/operator/rbac/)",
+                "permission denied: {} (add the verb and resource to the operator's ClusterRole or Role; see deploy/README.md)",
                 status.message
             ),
             kube::Error::Api(status) => {

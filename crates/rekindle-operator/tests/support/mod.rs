@@ -37,9 +37,10 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The path of a shipped RBAC manifest, `deploy/operator/rbac/<name>`.
-pub fn rbac_manifest(name: &str) -> PathBuf {
-    repo_root().join("deploy/operator/rbac").join(name)
+/// The path of a shipped operator manifest, `deploy/operator/<path>` (for
+/// example `base/rbac.yaml`).
+pub fn deploy_manifest(path: &str) -> PathBuf {
+    repo_root().join("deploy/operator").join(path)
 }
 
 // ---- the control plane -------------------------------------------------------
@@ -56,9 +57,10 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts a control plane with `deploy/operator/rbac/cluster.yaml`.
+    /// Starts a control plane with the Kustomize base's RBAC,
+    /// `deploy/operator/base/rbac.yaml`.
     pub async fn start() -> Cluster {
-        let docs = read_manifest(&rbac_manifest("cluster.yaml"));
+        let docs = read_manifest(&deploy_manifest("base/rbac.yaml"));
         Cluster::start_with_rbac(&[], docs).await
     }
 
@@ -75,10 +77,18 @@ impl Cluster {
         for doc in rbac {
             create_object(&client, doc).await;
         }
+        Cluster::for_account(plane, OPERATOR_NAMESPACE, "rekindle-operator").await
+    }
+
+    /// A cluster on a running control plane whose operators run as the
+    /// ServiceAccount `namespace/account`, which must exist (made by the
+    /// caller, for example by installing a chart).
+    pub async fn for_account(plane: ControlPlane, namespace: &str, account: &str) -> Cluster {
+        let client = plane.client();
         let token = plane
-            .service_account_token(OPERATOR_NAMESPACE, "rekindle-operator")
+            .service_account_token(namespace, account)
             .await
-            .expect("token for the operator's ServiceAccount");
+            .unwrap_or_else(|e| panic!("token for the ServiceAccount {namespace}/{account}: {e}"));
         let operator_kubeconfig = plane.kubeconfig_for_token(&token).expect("kubeconfig");
         let cron_jobs = cron_job_resource(&client).await;
         Cluster {
@@ -411,7 +421,7 @@ impl Drop for Operator {
     }
 }
 
-/// A minimal HTTP/1.0 GET on loopback.
+/// A minimal HTTP/1.0 GET on loopback: the status and body.
 pub async fn http_get(url: &str) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://")?;
