@@ -16,6 +16,8 @@ enum Job {
     Run(crate::cli::RunArgs),
     #[cfg(feature = "kube")]
     Sync(crate::cli::SyncArgs),
+    #[cfg(feature = "kube")]
+    Status(crate::status::StatusArgs),
 }
 
 pub fn run() -> anyhow::Result<ExitCode> {
@@ -28,6 +30,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 Command::Run(r) => Job::Run(r),
                 #[cfg(feature = "kube")]
                 Command::Sync(s) => Job::Sync(s),
+                #[cfg(feature = "kube")]
+                Command::Status(s) => Job::Status(s),
             };
             (job, cli.log)
         }
@@ -60,6 +64,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
             Job::Run(args) => supervisor::run(args).await,
             #[cfg(feature = "kube")]
             Job::Sync(args) => crate::sync::run(args).await,
+            #[cfg(feature = "kube")]
+            Job::Status(args) => crate::status::run(args).await,
         }
     })
 }

@@ -208,6 +208,13 @@ pub enum Command {
     #[cfg(feature = "kube")]
     #[command(about = SYNC_ABOUT, long_about = SYNC_LONG_ABOUT, after_long_help = SYNC_EXAMPLES)]
     Sync(SyncArgs),
+    #[cfg(feature = "kube")]
+    #[command(
+        about = crate::status::ABOUT,
+        long_about = crate::status::LONG_ABOUT,
+        after_long_help = crate::status::EXAMPLES
+    )]
+    Status(crate::status::StatusArgs),
 }
 
 #[derive(Debug, Clone, Args)]

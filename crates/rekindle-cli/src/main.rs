@@ -14,6 +14,8 @@ mod process;
 mod server;
 mod signal;
 mod size;
+#[cfg(feature = "kube")]
+mod status;
 mod supervisor;
 #[cfg(feature = "kube")]
 mod sync;
