@@ -87,6 +87,29 @@ fn target(pod: &PodFacts, via: &str) -> Target {
     }
 }
 
+/// A comparison, and how many pods the workload wants.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub fleet: Fleet,
+    /// The workload's desired number of pods, if known.
+    pub desired: Option<usize>,
+}
+
+impl View {
+    /// How many pods the workload wants beyond those that run (a rollout or a
+    /// replacement under way).
+    pub fn missing(&self) -> usize {
+        self.desired
+            .map_or(0, |d| d.saturating_sub(self.fleet.pods.len()))
+    }
+
+    /// Every pod current (the rules of `rekindle::fleet`), and none missing: a pod not
+    /// created yet has reported nothing.
+    pub fn converged(&self) -> bool {
+        self.fleet.converged() && self.missing() == 0
+    }
+}
+
 /// Every object the comparison needs the content of: those the template names, and
 /// those the pods' reports are about.
 pub fn needed(pods: &[PodFacts], declared: &BTreeMap<String, Use>) -> BTreeSet<ObjectKey> {
@@ -337,6 +360,12 @@ pub(crate) mod tests {
         );
         assert!(why[2].contains("relative/dir"), "{why:?}");
         assert!(fleet.converged());
+        let view = View {
+            fleet,
+            desired: Some(2),
+        };
+        assert_eq!(view.missing(), 1);
+        assert!(!view.converged(), "a pod is missing");
     }
 
     #[test]

@@ -163,16 +163,16 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         for key in knowledge.unwatched() {
             spawn_object_watch(&client, &namespace, key, &tx);
         }
-        if let Some(fleet) = knowledge.fleet() {
-            if fleet.converged() || !args.wait {
-                print(&args, &namespace, &knowledge, &fleet);
-                return Ok(if fleet.converged() {
+        if let Some(view) = knowledge.view() {
+            if view.converged() || !args.wait {
+                print(&args, &namespace, &knowledge, &view);
+                return Ok(if view.converged() {
                     ExitCode::SUCCESS
                 } else {
                     ExitCode::FAILURE
                 });
             }
-            let line = render::progress(target, &fleet);
+            let line = render::progress(target, &view);
             if line != shown {
                 eprintln!("{line}");
                 shown = line;
@@ -199,19 +199,23 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     }
 
     let waited = Human(args.timeout);
-    match knowledge.fleet() {
-        Some(fleet) => {
-            print(&args, &namespace, &knowledge, &fleet);
-            let lagging = render::lagging(&fleet);
+    match knowledge.view() {
+        Some(view) => {
+            print(&args, &namespace, &knowledge, &view);
+            let not_current = view
+                .fleet
+                .pods
+                .iter()
+                .filter(|p| p.state != rekindle::fleet::State::Current)
+                .count();
             eprintln!(
-                "rekindle: timed out after {waited}: {target} has not converged; {} of {} pods are not current:",
-                lagging.len(),
-                fleet.pods.len()
+                "rekindle: timed out after {waited}: {target} has not converged; {not_current} of {} pods are not current:",
+                view.fleet.pods.len()
             );
-            for line in lagging {
+            for line in render::lagging(&view) {
                 eprintln!("  {line}");
             }
-            if fleet.pods.is_empty() {
+            if view.fleet.pods.is_empty() {
                 eprintln!("  no running pods match its selector");
             }
         }
@@ -241,16 +245,11 @@ fn apply(
     Ok(())
 }
 
-fn print(
-    args: &StatusArgs,
-    namespace: &str,
-    knowledge: &Knowledge,
-    fleet: &rekindle::fleet::Fleet,
-) {
+fn print(args: &StatusArgs, namespace: &str, knowledge: &Knowledge, view: &compare::View) {
     let declared = &knowledge.facts().declared;
     let text = match args.output {
-        Output::Table => render::table(&args.target, fleet, declared),
-        Output::Json => render::json(&args.target, namespace, fleet, declared),
+        Output::Table => render::table(&args.target, view, declared),
+        Output::Json => render::json(&args.target, namespace, view, declared),
     };
     print!("{text}");
 }

@@ -10,6 +10,7 @@ use rekindle::Digest;
 use rekindle::fleet::{Cell, Counts, Fleet, PodView, SourceView, State};
 use serde_json::{Value, json};
 
+use super::compare::View;
 use super::workload::{Use, WorkloadRef};
 
 /// `-o`: the output format.
@@ -68,12 +69,25 @@ fn others(counts: &Counts) -> String {
         .join(", ")
 }
 
+/// "; 1 more pod wanted (3 desired)", when pods are missing.
+fn missing(view: &View) -> String {
+    match (view.missing(), view.desired) {
+        (0, _) | (_, None) => String::new(),
+        (1, Some(desired)) => format!("; 1 more pod wanted ({desired} desired)"),
+        (n, Some(desired)) => format!("; {n} more pods wanted ({desired} desired)"),
+    }
+}
+
 /// The last line: converged or not, and how many pods are where.
-pub fn verdict(workload: &WorkloadRef, fleet: &Fleet) -> String {
+pub fn verdict(workload: &WorkloadRef, view: &View) -> String {
+    let fleet = &view.fleet;
     let counts = fleet.counts();
     let total = counts.total();
     if total == 0 {
-        return format!("{workload}: not converged: no running pods match its selector");
+        return format!(
+            "{workload}: not converged: no running pods match its selector{}",
+            missing(view)
+        );
     }
     if fleet.tracked().next().is_none() {
         return format!(
@@ -81,23 +95,33 @@ pub fn verdict(workload: &WorkloadRef, fleet: &Fleet) -> String {
              names (does rekindle run with --report-pod?)"
         );
     }
-    if fleet.converged() {
+    if view.converged() {
         return format!("{workload}: converged: {total} of {total} pods run the current config");
     }
+    let rest = others(&counts);
     format!(
-        "{workload}: not converged: {} of {total} pods current; {}",
+        "{workload}: not converged: {} of {total} pods current{}{}",
         counts.current,
-        others(&counts)
+        if rest.is_empty() {
+            String::new()
+        } else {
+            format!("; {rest}")
+        },
+        missing(view)
     )
 }
 
 /// One line while `--wait` waits: every tracked source's summary.
-pub fn progress(workload: &WorkloadRef, fleet: &Fleet) -> String {
-    let summaries: Vec<String> = fleet.tracked().map(summary).collect();
+pub fn progress(workload: &WorkloadRef, view: &View) -> String {
+    let summaries: Vec<String> = view.fleet.tracked().map(summary).collect();
     if summaries.is_empty() {
-        return verdict(workload, fleet);
+        return verdict(workload, view);
     }
-    format!("waiting for {workload}: {}", summaries.join(" | "))
+    format!(
+        "waiting for {workload}: {}{}",
+        summaries.join(" | "),
+        missing(view)
+    )
 }
 
 /// Why one pod is not current, per tracked source it is not current with.
@@ -133,18 +157,37 @@ pub fn why_not(fleet: &Fleet, pod: &PodView) -> Vec<String> {
     out
 }
 
-/// `pod: why; why` for every pod that is not current.
-pub fn lagging(fleet: &Fleet) -> Vec<String> {
-    fleet
+/// `pod: why; why` for every pod that is not current, and the pods still missing.
+pub fn lagging(view: &View) -> Vec<String> {
+    let fleet = &view.fleet;
+    let mut out: Vec<String> = fleet
         .pods
         .iter()
         .filter(|p| p.state != State::Current)
-        .map(|p| format!("{}: {}", p.name, why_not(fleet, p).join("; ")))
-        .collect()
+        .map(|p| {
+            let why = why_not(fleet, p);
+            if why.is_empty() {
+                format!(
+                    "{}: reports nothing about its ConfigMaps or Secrets",
+                    p.name
+                )
+            } else {
+                format!("{}: {}", p.name, why.join("; "))
+            }
+        })
+        .collect();
+    if let (n @ 1.., Some(desired)) = (view.missing(), view.desired) {
+        out.push(format!(
+            "{n} more pod(s) wanted: {desired} desired, {} running",
+            fleet.pods.len()
+        ));
+    }
+    out
 }
 
 /// `-o table`.
-pub fn table(workload: &WorkloadRef, fleet: &Fleet, declared: &BTreeMap<String, Use>) -> String {
+pub fn table(workload: &WorkloadRef, view: &View, declared: &BTreeMap<String, Use>) -> String {
+    let fleet = &view.fleet;
     let tracked: Vec<&SourceView> = fleet.tracked().collect();
     let mut rows: Vec<Vec<String>> = vec![
         ["POD", "STATE"]
@@ -230,7 +273,7 @@ pub fn table(workload: &WorkloadRef, fleet: &Fleet, declared: &BTreeMap<String, 
             untracked.join(", ")
         );
     }
-    out.push_str(&verdict(workload, fleet));
+    out.push_str(&verdict(workload, view));
     out.push('\n');
     out
 }
@@ -247,9 +290,10 @@ fn counts_json(counts: &Counts) -> Value {
 pub fn json(
     workload: &WorkloadRef,
     namespace: &str,
-    fleet: &Fleet,
+    view: &View,
     declared: &BTreeMap<String, Use>,
 ) -> String {
+    let fleet = &view.fleet;
     let hex = |d: Option<&Digest>| d.map(ToString::to_string);
     let sources: Vec<Value> = fleet
         .sources
@@ -302,11 +346,12 @@ pub fn json(
         .collect();
     let value = json!({
         "workload": {"kind": workload.kind.as_str(), "name": workload.name, "namespace": namespace},
-        "converged": fleet.converged(),
+        "converged": view.converged(),
+        "desiredPods": view.desired,
         "pods": counts_json(&fleet.counts()),
         "sources": sources,
         "podStates": pods,
-        "lagging": lagging(fleet),
+        "lagging": lagging(view),
     });
     let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
     text.push('\n');
@@ -322,7 +367,7 @@ mod tests {
     use rekindle::api::ObjectKind;
     use rekindle::report::Result as Outcome;
 
-    fn mk_fleet() -> (Fleet, BTreeMap<String, Use>, Digest, Digest) {
+    fn mk_fleet() -> (View, BTreeMap<String, Use>, Digest, Digest) {
         let app = mk_snapshot(&[("LOG_LEVEL", "info")]);
         let old = mk_snapshot(&[("LOG_LEVEL", "debug")]);
         let pods = [
@@ -355,7 +400,10 @@ mod tests {
             (ObjectKind::Secret, "db", Some(mk_snapshot(&[("pw", "x")]))),
         ]);
         (
-            compare(&pods, &declared, &contents),
+            View {
+                fleet: compare(&pods, &declared, &contents),
+                desired: Some(3),
+            },
             declared,
             *app.digest(),
             *old.digest(),
@@ -364,9 +412,9 @@ mod tests {
 
     #[test]
     fn the_table_has_a_row_per_pod_reasons_and_a_summary() {
-        let (fleet, declared, app, old) = mk_fleet();
+        let (view, declared, app, old) = mk_fleet();
         let workload = parse_target("deployment/web").expect("target");
-        let text = table(&workload, &fleet, &declared);
+        let text = table(&workload, &view, &declared);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("POD"), "{text}");
         assert!(lines[0].contains("configmap/app"), "{text}");
@@ -435,8 +483,8 @@ mod tests {
 
     #[test]
     fn lagging_pods_say_why() {
-        let (fleet, _, app, old) = mk_fleet();
-        let lines = lagging(&fleet);
+        let (mut view, _, app, old) = mk_fleet();
+        let lines = lagging(&view);
         assert_eq!(
             lines,
             [
@@ -453,24 +501,43 @@ mod tests {
         );
         let workload = parse_target("deployment/web").expect("target");
         assert_eq!(
-            progress(&workload, &fleet),
+            progress(&workload, &view),
             format!(
                 "waiting for deployment/web: 1 of 3 pods run configmap/app {}; 1 stale, 1 rejected",
                 app.short()
             )
+        );
+        view.desired = Some(4);
+        assert!(progress(&workload, &view).ends_with("; 1 more pod wanted (4 desired)"));
+        assert_eq!(
+            lagging(&view).last().map(String::as_str),
+            Some("1 more pod(s) wanted: 4 desired, 3 running")
         );
     }
 
     #[test]
     fn no_pods_or_no_reports_say_so() {
         let workload = parse_target("deployment/web").expect("target");
-        let empty = Fleet::default();
-        assert!(verdict(&workload, &empty).contains("no running pods"));
-        let silent = compare(
-            &[mk_pod("web-a", None, &[])],
-            &mk_declared(&["configmap/app"]),
-            &mk_contents(&[(ObjectKind::ConfigMap, "app", Some(mk_snapshot(&[])))]),
+        let empty = View {
+            fleet: Fleet::default(),
+            desired: Some(2),
+        };
+        assert_eq!(
+            verdict(&workload, &empty),
+            "deployment/web: not converged: no running pods match its selector; 2 more pods wanted (2 desired)"
         );
+        let silent = View {
+            fleet: compare(
+                &[mk_pod("web-a", None, &[])],
+                &mk_declared(&["configmap/app"]),
+                &mk_contents(&[(ObjectKind::ConfigMap, "app", Some(mk_snapshot(&[])))]),
+            ),
+            desired: None,
+        };
         assert!(verdict(&workload, &silent).contains("--report-pod"));
+        assert_eq!(
+            lagging(&silent),
+            ["web-a: reports nothing about its ConfigMaps or Secrets"]
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! What `rekindle status` knows at each moment, fed by its watches: the workload's
 //! facts, its live pods, and the current content of every object that matters. Pure:
 //! the I/O (`mod.rs`) turns watch events into calls here, starts a watch for each
-//! object [`Knowledge::unwatched`] returns, and compares once [`Knowledge::fleet`]
+//! object [`Knowledge::unwatched`] returns, and compares once [`Knowledge::view`]
 //! gives a result, which is only when every piece is known (the first list of pods is
 //! complete and every needed object has been read or found missing). So a `--wait`
 //! never decides on half a picture, and follows whatever changes while it waits: a
@@ -13,10 +13,9 @@ use std::sync::Arc;
 
 use kube::runtime::watcher::Event;
 use rekindle::Snapshot;
-use rekindle::fleet::Fleet;
 use rekindle::fleet::volume::source_label;
 
-use super::compare::{Contents, ObjectKey, PodFacts, compare, needed};
+use super::compare::{Contents, ObjectKey, PodFacts, View, compare, needed};
 use super::workload::WorkloadFacts;
 
 /// A pod as the pods' watch delivers it: its name, and its facts if it is live
@@ -129,7 +128,7 @@ impl Knowledge {
     }
 
     /// The comparison, once everything it needs is known.
-    pub fn fleet(&self) -> Option<Fleet> {
+    pub fn view(&self) -> Option<View> {
         let pods: Vec<PodFacts> = self.pods.values().cloned().collect();
         let needed = needed(&pods, &self.facts.declared);
         let mut contents = Contents::new();
@@ -147,7 +146,10 @@ impl Knowledge {
                 }
             }
         }
-        Some(compare(&pods, &self.facts.declared, &contents))
+        Some(View {
+            fleet: compare(&pods, &self.facts.declared, &contents),
+            desired: self.facts.desired,
+        })
     }
 }
 
@@ -164,6 +166,7 @@ mod tests {
         Knowledge::new(WorkloadFacts {
             selector: Selector::from_iter([("app", "web")]),
             declared: mk_declared(&["configmap/app"]),
+            desired: None,
         })
     }
 
@@ -179,7 +182,7 @@ mod tests {
     fn nothing_is_compared_before_pods_and_objects_are_known() {
         let v1 = mk_snapshot(&[("k", "1")]);
         let mut k = mk_knowledge();
-        assert!(k.fleet().is_none());
+        assert!(k.view().is_none());
         assert_eq!(k.unwatched(), [app()]);
         assert!(k.unwatched().is_empty(), "asked once");
         k.pods(Event::Init);
@@ -188,12 +191,12 @@ mod tests {
             None,
             &[("/etc/app", *v1.digest(), Outcome::Applied)],
         ))));
-        assert!(k.fleet().is_none(), "the list is not complete");
+        assert!(k.view().is_none(), "the list is not complete");
         k.pods(Event::InitDone);
         assert_eq!(k.waiting_for(), ["configmap/app"]);
-        assert!(k.fleet().is_none(), "the object is not read yet");
+        assert!(k.view().is_none(), "the object is not read yet");
         k.object(app(), Some(v1.clone()));
-        assert!(k.fleet().expect("complete").converged());
+        assert!(k.view().expect("complete").converged());
     }
 
     #[test]
@@ -210,23 +213,54 @@ mod tests {
             &[("/etc/app", *v1.digest(), Outcome::Applied)],
         ))));
         k.pods(Event::InitDone);
-        assert!(k.fleet().expect("complete").converged());
+        assert!(k.view().expect("complete").converged());
         k.object(app(), Some(v2.clone()));
-        assert_eq!(k.fleet().expect("complete").pods[0].state, State::Stale);
+        assert_eq!(
+            k.view().expect("complete").fleet.pods[0].state,
+            State::Stale
+        );
         k.pods(Event::Apply(seen(mk_pod(
             "a",
             None,
             &[("/etc/app", *v2.digest(), Outcome::Applied)],
         ))));
         k.pods(Event::Apply(seen(mk_pod("b", None, &[]))));
-        let fleet = k.fleet().expect("complete");
+        let fleet = k.view().expect("complete").fleet;
         assert_eq!(fleet.pods.len(), 2);
         assert!(!fleet.converged());
         // b terminates: it no longer counts.
         k.pods(Event::Apply(("b".to_owned(), None)));
-        assert!(k.fleet().expect("complete").converged());
+        assert!(k.view().expect("complete").converged());
         k.object(app(), None);
-        assert!(!k.fleet().expect("complete").converged());
+        assert!(!k.view().expect("complete").converged());
+    }
+
+    #[test]
+    fn a_pod_still_to_come_keeps_it_waiting() {
+        let v1 = mk_snapshot(&[("k", "1")]);
+        let mut k = mk_knowledge();
+        k.workload(WorkloadFacts {
+            desired: Some(2),
+            ..k.facts().clone()
+        });
+        k.unwatched();
+        k.object(app(), Some(v1.clone()));
+        k.pods(Event::Init);
+        k.pods(Event::InitApply(seen(mk_pod(
+            "a",
+            None,
+            &[("/etc/app", *v1.digest(), Outcome::Applied)],
+        ))));
+        k.pods(Event::InitDone);
+        let view = k.view().expect("complete");
+        assert!(view.fleet.converged());
+        assert!(!view.converged());
+        k.pods(Event::Apply(seen(mk_pod(
+            "b",
+            None,
+            &[("/etc/app", *v1.digest(), Outcome::Applied)],
+        ))));
+        assert!(k.view().expect("complete").converged());
     }
 
     #[test]
@@ -246,9 +280,9 @@ mod tests {
         ))));
         k.pods(Event::InitDone);
         assert_eq!(k.unwatched(), [(ObjectKind::Secret, "extra".to_owned())]);
-        assert!(k.fleet().is_none());
+        assert!(k.view().is_none());
         k.object((ObjectKind::Secret, "extra".to_owned()), Some(v1));
-        let fleet = k.fleet().expect("complete");
+        let fleet = k.view().expect("complete").fleet;
         assert_eq!(fleet.pods.len(), 1);
         assert_eq!(fleet.pods[0].name, "new");
     }

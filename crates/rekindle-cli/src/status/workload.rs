@@ -161,6 +161,10 @@ pub struct WorkloadFacts {
     pub selector: Selector,
     /// Every ConfigMap and Secret its pod template names (`configmap/NAME`), and how.
     pub declared: BTreeMap<String, Use>,
+    /// How many pods it wants (`spec.replicas`, a DaemonSet's
+    /// `status.desiredNumberScheduled`): fewer live pods are not converged, since the
+    /// missing ones have reported nothing yet. `None`: not known.
+    pub desired: Option<usize>,
 }
 
 impl WorkloadFacts {
@@ -168,28 +172,52 @@ impl WorkloadFacts {
         workload: &WorkloadRef,
         selector: Option<&LabelSelector>,
         template: Option<&PodTemplateSpec>,
+        desired: Option<i32>,
     ) -> Result<WorkloadFacts, WorkloadError> {
         let selector = pod_selector(workload, selector)?;
         let declared = template
             .and_then(|t| t.spec.as_ref())
             .map(references)
             .unwrap_or_default();
-        Ok(WorkloadFacts { selector, declared })
+        Ok(WorkloadFacts {
+            selector,
+            declared,
+            desired: desired.map(|n| usize::try_from(n).unwrap_or(0)),
+        })
     }
 
     pub fn of_deployment(w: &WorkloadRef, o: &Deployment) -> Result<Self, WorkloadError> {
         let spec = o.spec.as_ref();
-        Self::from_parts(w, spec.map(|s| &s.selector), spec.map(|s| &s.template))
+        // The API defaults an absent `replicas` to 1.
+        let desired = spec.map(|s| s.replicas.unwrap_or(1));
+        Self::from_parts(
+            w,
+            spec.map(|s| &s.selector),
+            spec.map(|s| &s.template),
+            desired,
+        )
     }
 
     pub fn of_stateful_set(w: &WorkloadRef, o: &StatefulSet) -> Result<Self, WorkloadError> {
         let spec = o.spec.as_ref();
-        Self::from_parts(w, spec.map(|s| &s.selector), spec.map(|s| &s.template))
+        let desired = spec.map(|s| s.replicas.unwrap_or(1));
+        Self::from_parts(
+            w,
+            spec.map(|s| &s.selector),
+            spec.map(|s| &s.template),
+            desired,
+        )
     }
 
     pub fn of_daemon_set(w: &WorkloadRef, o: &DaemonSet) -> Result<Self, WorkloadError> {
         let spec = o.spec.as_ref();
-        Self::from_parts(w, spec.map(|s| &s.selector), spec.map(|s| &s.template))
+        let desired = o.status.as_ref().map(|s| s.desired_number_scheduled);
+        Self::from_parts(
+            w,
+            spec.map(|s| &s.selector),
+            spec.map(|s| &s.template),
+            desired,
+        )
     }
 }
 
@@ -359,6 +387,7 @@ mod tests {
             "template": {"spec": {"containers": []}},
         }));
         let facts = WorkloadFacts::of_deployment(&mk_ref("deployment/web"), &d).expect("facts");
+        assert_eq!(facts.desired, Some(1), "replicas defaults to 1");
         assert_eq!(
             facts.selector.to_string(),
             "app=web,tier in (edge,front),!canary"
