@@ -251,6 +251,15 @@ impl Status {
         }
     }
 
+    /// A thread that waits for the exit (blocking in `waitpid`, so the instant is taken
+    /// as soon as the kernel reports it) and returns the code and that instant.
+    pub fn exit_waiter(mut self) -> std::thread::JoinHandle<(i32, Instant)> {
+        std::thread::spawn(move || {
+            let status = self.child.wait().expect("wait");
+            (status.code().unwrap_or(-1), Instant::now())
+        })
+    }
+
     /// Waits until stderr has a line containing every one of `words`; returns it.
     pub async fn wait_stderr(&mut self, words: &[&str]) -> String {
         let start = Instant::now();
