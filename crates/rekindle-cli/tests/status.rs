@@ -296,6 +296,64 @@ async fn wait_follows_a_config_update_and_a_replaced_pod() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the control plane (scripts/provision-k8s.sh)"]
+async fn the_shipped_rbac_is_enough_and_a_missing_rule_is_named() {
+    let fleet = Fleet::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let now = fleet.put_config("info").await;
+    for pod in fleet.pods().await {
+        fleet
+            .report(&pod, &[("/etc/app", now, Reported::Applied, None)])
+            .await;
+    }
+    let kubeconfig = fleet.status_identity(|_| {}).await;
+    let mut status = fleet::Status::spawn(&kubeconfig, &["deployment/web", "--wait"], tmp.path());
+    let (code, _) = status.exit(fleet::WITHIN).await;
+    assert_eq!(
+        code,
+        0,
+        "stdout:\n{}\nstderr:\n{}",
+        status.stdout(),
+        status.stderr()
+    );
+
+    // Without Secrets (the Deployment reads one through its environment): a clear
+    // error, not a wait until the timeout.
+    fleet
+        .status_identity(|rules| {
+            for rule in rules.as_array_mut().unwrap() {
+                if let Some(resources) = rule["resources"].as_array_mut() {
+                    resources.retain(|r| r != "secrets");
+                }
+            }
+        })
+        .await;
+    let start = Instant::now();
+    let (code, stderr) = loop {
+        // The authorizer learns the new rules from its own watch, within moments.
+        let mut status = fleet::Status::spawn(
+            &kubeconfig,
+            &["deployment/web", "--wait", "--timeout", "20s"],
+            tmp.path(),
+        );
+        let (code, _) = status.exit(fleet::WITHIN).await;
+        if code != 0 || start.elapsed() > fleet::WITHIN {
+            break (code, status.stderr());
+        }
+    };
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("may not list and watch secrets"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("deploy/rbac/status.yaml"), "{stderr}");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "it waited for the timeout: {stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the control plane (scripts/provision-k8s.sh)"]
 async fn wait_times_out_naming_the_pods_and_why() {
     let fleet = Fleet::start().await;
     let tmp = tempfile::tempdir().unwrap();

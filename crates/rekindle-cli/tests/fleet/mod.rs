@@ -182,6 +182,89 @@ impl Fleet {
             .expect("delete pod");
     }
 
+    /// Creates the objects of `deploy/rbac/status.yaml` with the RoleBinding moved to
+    /// this namespace (as a Kustomize namespace transformer would), and the
+    /// ServiceAccount it names; `rules` edits the ClusterRole's rules first. Returns a
+    /// kubeconfig for that ServiceAccount.
+    pub async fn status_identity(&self, rules: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/rbac/status.yaml");
+        let text = fs::read_to_string(&path).expect("deploy/rbac/status.yaml");
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).expect("YAML");
+        let (mut role, mut binding) = (None, None);
+        for doc in docs.into_iter().filter(|d| !d.is_null()) {
+            match doc["kind"].as_str() {
+                Some("ClusterRole") => role = Some(doc),
+                Some("RoleBinding") => binding = Some(doc),
+                other => panic!("unexpected kind {other:?} in {}", path.display()),
+            }
+        }
+        let mut role = role.expect("a ClusterRole");
+        let mut binding = binding.expect("a RoleBinding");
+        rules(&mut role["rules"]);
+        binding["metadata"]["namespace"] = json!(NS);
+        let subject = binding["subjects"][0].clone();
+        let (sa_ns, sa) = (
+            subject["namespace"].as_str().expect("subject namespace"),
+            subject["name"].as_str().expect("subject name"),
+        );
+        let namespaces = Api::<Namespace>::all(self.client.clone());
+        if namespaces
+            .get_opt(sa_ns)
+            .await
+            .expect("get namespace")
+            .is_none()
+        {
+            let ns: Namespace =
+                serde_json::from_value(json!({"metadata": {"name": sa_ns}})).expect("namespace");
+            namespaces
+                .create(&PostParams::default(), &ns)
+                .await
+                .expect("namespace");
+        }
+        let account: k8s_openapi::api::core::v1::ServiceAccount =
+            serde_json::from_value(json!({"metadata": {"name": sa}})).expect("account");
+        let accounts = Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(
+            self.client.clone(),
+            sa_ns,
+        );
+        if accounts.get_opt(sa).await.expect("get account").is_none() {
+            accounts
+                .create(&PostParams::default(), &account)
+                .await
+                .expect("service account");
+        }
+        let role: k8s_openapi::api::rbac::v1::ClusterRole =
+            serde_json::from_value(role).expect("ClusterRole");
+        let binding: k8s_openapi::api::rbac::v1::RoleBinding =
+            serde_json::from_value(binding).expect("RoleBinding");
+        let roles = Api::<k8s_openapi::api::rbac::v1::ClusterRole>::all(self.client.clone());
+        if let Some(old) = roles.get_opt("rekindle-status").await.expect("get role") {
+            let mut role = role;
+            role.metadata.resource_version = old.metadata.resource_version;
+            roles
+                .replace("rekindle-status", &PostParams::default(), &role)
+                .await
+                .expect("replace ClusterRole");
+        } else {
+            roles
+                .create(&PostParams::default(), &role)
+                .await
+                .expect("ClusterRole");
+            Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(self.client.clone(), NS)
+                .create(&PostParams::default(), &binding)
+                .await
+                .expect("RoleBinding");
+        }
+        let token = self
+            .cluster
+            .service_account_token(sa_ns, sa)
+            .await
+            .expect("token");
+        self.cluster
+            .kubeconfig_for_token(&token)
+            .expect("kubeconfig")
+    }
+
     /// `rekindle status ARGS` with the admin kubeconfig, stdout and stderr in `dir`.
     pub fn status(&self, args: &[&str], dir: &Path) -> Status {
         Status::spawn(self.cluster.kubeconfig(), args, dir)
