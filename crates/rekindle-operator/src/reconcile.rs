@@ -10,12 +10,16 @@ use crate::cluster::watch::{Message, StreamEvent, StreamId, Watched};
 use crate::decide::annotations::{InvalidPattern, RolloutStrategy};
 use crate::decide::cooldown::{Cooldown, Queued};
 use crate::decide::decision::needs_named_scan;
+use crate::decide::fleet::workload_counts;
 use crate::decide::pause::PauseError;
 use crate::decide::plan::{Plan, PlanSettings, plan, selects, stale_sources};
-use crate::index::{SourceChange, SourceEntry, SourceIndex, WorkloadEntry, WorkloadIndex};
+use crate::index::{
+    PodEntry, PodId, PodIndex, SourceChange, SourceEntry, SourceIndex, WorkloadEntry, WorkloadIndex,
+};
 use crate::metrics::{EventType, Metrics, Skipped};
 use crate::model::{SourceId, SourceKind, WorkloadId};
 use k8s_openapi::jiff::Timestamp;
+use rekindle::fleet::Counts;
 
 /// An object as a watch stream delivers it, already reduced.
 // A message is moved once through a bounded channel and consumed: boxing the
@@ -28,6 +32,8 @@ pub enum Object {
     Workload(WorkloadId, WorkloadEntry),
     /// A namespace matching `--namespace-selector`.
     Namespace(String),
+    /// A pod, for the fleet view (`None`: it does not count, e.g. terminating).
+    Pod(PodId, Option<PodEntry>),
 }
 
 /// Settings of the reconciler.
@@ -103,6 +109,12 @@ pub struct Reconciler {
     resume_tried: HashMap<WorkloadId, Instant>,
     /// Changed sources to announce (`--webhook-url` mode).
     announcements: Vec<SourceId>,
+    /// Pods of workloads, for the fleet view.
+    pods: PodIndex,
+    /// Workloads whose fleet counts may have changed since they were last taken.
+    fleet_dirty: HashSet<WorkloadId>,
+    /// Workloads that have counts out (series in the metric).
+    fleet_shown: HashSet<WorkloadId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -110,6 +122,7 @@ enum Listed {
     Source(SourceId),
     Workload(WorkloadId),
     Namespace(String),
+    Pod(PodId),
 }
 
 impl Reconciler {
@@ -129,6 +142,9 @@ impl Reconciler {
             selected_namespaces: HashSet::new(),
             resume_tried: HashMap::new(),
             announcements: Vec::new(),
+            pods: PodIndex::default(),
+            fleet_dirty: HashSet::new(),
+            fleet_shown: HashSet::new(),
         }
     }
 
@@ -166,6 +182,7 @@ impl Reconciler {
                         Object::Source(id, _) => Listed::Source(id.clone()),
                         Object::Workload(id, _) => Listed::Workload(id.clone()),
                         Object::Namespace(name) => Listed::Namespace(name.clone()),
+                        Object::Pod(id, _) => Listed::Pod(id.clone()),
                     });
                 }
                 // A re-list after the stream was synced may carry changes made
@@ -192,7 +209,12 @@ impl Reconciler {
             Object::Namespace(name) => {
                 self.selected_namespaces.insert(name);
             }
+            Object::Pod(id, entry) => {
+                let touched = self.pods.apply(id, entry);
+                self.fleet_dirty.extend(touched);
+            }
             Object::Workload(id, entry) => {
+                self.fleet_dirty.insert(id.clone());
                 self.resume_tried.remove(&id);
                 for invalid in newly_invalid(self.workloads.get(&id), &entry) {
                     tracing::warn!(workload = %id, "{invalid}; the item is skipped");
@@ -200,6 +222,8 @@ impl Reconciler {
                 self.workloads.apply(id, entry);
             }
             Object::Source(id, entry) => {
+                self.fleet_dirty
+                    .extend(self.pods.workloads_in(&id.namespace));
                 let change = self.sources.apply(id.clone(), entry);
                 if !live {
                     return;
@@ -232,6 +256,9 @@ impl Reconciler {
             Object::Namespace(name) => {
                 self.selected_namespaces.remove(&name);
             }
+            Object::Pod(id, _) => {
+                self.fleet_dirty.extend(self.pods.remove(&id));
+            }
             // The cooldown slot stays: a Job is rolled by deleting and
             // re-creating it, and the re-created one must still wait out the
             // period. A pending rollout of a workload that stays gone is dropped
@@ -239,8 +266,13 @@ impl Reconciler {
             Object::Workload(id, _) => {
                 self.workloads.remove(&id);
                 self.resume_tried.remove(&id);
+                self.fleet_dirty.insert(id);
             }
-            Object::Source(id, _) => self.source_gone(now, &id, metrics),
+            Object::Source(id, _) => {
+                self.fleet_dirty
+                    .extend(self.pods.workloads_in(&id.namespace));
+                self.source_gone(now, &id, metrics);
+            }
         }
     }
 
@@ -257,6 +289,7 @@ impl Reconciler {
     }
 
     fn forget_workload(&mut self, id: &WorkloadId) {
+        self.fleet_dirty.insert(id.clone());
         self.workloads.remove(id);
         self.cooldown.forget(id);
         self.queued_at.remove(id);
@@ -285,6 +318,8 @@ impl Reconciler {
                 // Put them back one by one so each goes through the same path as
                 // a delete event (reload-on-delete, metrics).
                 for (id, last) in self.sources.retain_listed(kind, namespace, &listed) {
+                    self.fleet_dirty
+                        .extend(self.pods.workloads_in(&id.namespace));
                     if synced && self.settings.plan.reload_on_delete {
                         metrics.event_received(EventType::Delete, id.kind);
                         self.changed(now, &id, None, Some(&last), metrics);
@@ -306,6 +341,17 @@ impl Reconciler {
             Watched::Namespaces => {
                 self.selected_namespaces
                     .retain(|name| seen.contains(&Listed::Namespace(name.clone())));
+            }
+            Watched::Pods => {
+                let listed = seen
+                    .iter()
+                    .filter_map(|l| match l {
+                        Listed::Pod(id) => Some(id.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                let touched = self.pods.retain_listed(namespace, &listed);
+                self.fleet_dirty.extend(touched);
             }
         }
     }
@@ -505,6 +551,52 @@ impl Reconciler {
             })
             .min_by_key(|(_, at)| **at)
             .map(|(id, at)| (id.clone(), *at))
+    }
+
+    /// Pods kept for the fleet view, for `rekindle_operator_cached_objects`.
+    pub fn cached_pods(&self) -> usize {
+        self.pods.len()
+    }
+
+    /// The fleet view's counts of every workload that may have changed since the last
+    /// call: pods per state (`None`: the workload has no series any more, because it is
+    /// gone, out of scope, or none of its pods reports).
+    pub fn take_fleet_changes(&mut self) -> Vec<(WorkloadId, Option<Counts>)> {
+        let dirty: Vec<WorkloadId> = self.fleet_dirty.drain().collect();
+        let mut out = Vec::new();
+        for id in dirty {
+            let counts = self.fleet_counts(&id);
+            let shown = counts.is_some();
+            let was_shown = if shown {
+                !self.fleet_shown.insert(id.clone())
+            } else {
+                self.fleet_shown.remove(&id)
+            };
+            if shown || was_shown {
+                out.push((id, counts));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    fn fleet_counts(&self, id: &WorkloadId) -> Option<Counts> {
+        if !self.in_scope(&id.namespace) {
+            return None;
+        }
+        let workload = self.workloads.get(id)?;
+        let declared = workload
+            .refs
+            .sources
+            .keys()
+            .map(|(kind, name)| (*kind, name.as_str()));
+        workload_counts(
+            id,
+            &workload.mounts,
+            declared,
+            &self.pods.of(id),
+            |source| self.sources.get(source).map(|e| e.digest),
+        )
     }
 
     /// Sources whose change is to be announced (`--webhook-url` mode).
@@ -1726,5 +1818,102 @@ mod tests {
         // Restart.
         let mut restarted = Harness::started(settings, &[&v2], &[&web]);
         assert!(restarted.drain().is_empty(), "nothing left to catch up");
+    }
+
+    // ---- the fleet view ------------------------------------------------------
+
+    fn pod_stream() -> StreamId {
+        StreamId {
+            watched: Watched::Pods,
+            namespace: None,
+        }
+    }
+
+    /// A pod of Deployment `deployment` (through its ReplicaSet) reporting `digest`
+    /// for `configmap/app-config`, or nothing.
+    fn pod_object(name: &str, deployment: &str, digest: Option<rekindle::Digest>) -> Object {
+        let mut meta = serde_json::json!({
+            "name": name,
+            "namespace": NS,
+            "labels": {"pod-template-hash": "abc12"},
+            "ownerReferences": [{
+                "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{deployment}-abc12"),
+                "uid": "u", "controller": true,
+            }],
+        });
+        if let Some(digest) = digest {
+            let mut report = rekindle::report::Report::default();
+            report.sources.insert(
+                "configmap/app-config".to_owned(),
+                rekindle::report::SourceReport::now(
+                    digest,
+                    rekindle::report::Result::Applied,
+                    None,
+                ),
+            );
+            meta["annotations"] =
+                serde_json::json!({rekindle::report::ANNOTATION: report.to_json()});
+        }
+        let meta = serde_json::from_value(meta).expect("meta");
+        let (id, entry) = crate::index::objects::pod(&meta);
+        Object::Pod(id, entry)
+    }
+
+    #[test]
+    fn fleet_counts_follow_pods_sources_and_workloads() {
+        let v1 = app_config(&[("k", "1")]);
+        let mut h = Harness::started(mk_settings(), &[&v1], &[&mk_user("web", &[])]);
+        let d1 = rekindle::api::config_map_digest(&v1);
+        h.send(pod_stream(), StreamEvent::Relisting);
+        h.send(
+            pod_stream(),
+            StreamEvent::Listed(pod_object("web-1", "web", Some(d1))),
+        );
+        h.send(
+            pod_stream(),
+            StreamEvent::Listed(pod_object("web-2", "web", None)),
+        );
+        h.send(
+            pod_stream(),
+            StreamEvent::Listed(pod_object("api-1", "api", None)),
+        );
+        h.send(pod_stream(), StreamEvent::ListDone);
+        let counts = |current, stale, unknown| Counts {
+            current,
+            stale,
+            unknown,
+            ..Counts::default()
+        };
+        // `api` has no reporting pod (and is not even known): no series.
+        assert_eq!(
+            h.reconciler.take_fleet_changes(),
+            [(deploy_id("web"), Some(counts(1, 0, 1)))]
+        );
+        assert!(h.reconciler.take_fleet_changes().is_empty(), "nothing new");
+
+        // The ConfigMap changes: the reporting pod is stale.
+        let v2 = app_config(&[("k", "2")]);
+        h.apply_config_map(&v2);
+        assert_eq!(
+            h.reconciler.take_fleet_changes(),
+            [(deploy_id("web"), Some(counts(0, 1, 1)))]
+        );
+        let d2 = rekindle::api::config_map_digest(&v2);
+        h.send(
+            pod_stream(),
+            StreamEvent::Applied(pod_object("web-2", "web", Some(d2))),
+        );
+        assert_eq!(
+            h.reconciler.take_fleet_changes(),
+            [(deploy_id("web"), Some(counts(1, 1, 0)))]
+        );
+        // A re-list without the reporting pods: the series go.
+        h.send(pod_stream(), StreamEvent::Relisting);
+        h.send(pod_stream(), StreamEvent::ListDone);
+        assert_eq!(
+            h.reconciler.take_fleet_changes(),
+            [(deploy_id("web"), None)]
+        );
+        assert_eq!(h.reconciler.cached_pods(), 0);
     }
 }
