@@ -16,6 +16,8 @@ enum Job {
     Run(crate::cli::RunArgs),
     #[cfg(feature = "kube")]
     Sync(crate::cli::SyncArgs),
+    #[cfg(feature = "kube")]
+    Status(crate::status::StatusArgs),
 }
 
 pub fn run() -> anyhow::Result<ExitCode> {
@@ -30,6 +32,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 Command::Sync(s) => Job::Sync(s),
                 // Synchronous and quick: no runtime, no logging set-up.
                 Command::Doctor(d) => return Ok(crate::doctor::run(d)),
+                #[cfg(feature = "kube")]
+                Command::Status(s) => Job::Status(s),
             };
             (job, cli.log)
         }
@@ -62,6 +66,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
             Job::Run(args) => supervisor::run(args).await,
             #[cfg(feature = "kube")]
             Job::Sync(args) => crate::sync::run(args).await,
+            #[cfg(feature = "kube")]
+            Job::Status(args) => crate::status::run(args).await,
         }
     })
 }

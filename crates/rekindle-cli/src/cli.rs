@@ -216,6 +216,13 @@ pub enum Command {
         after_long_help = crate::doctor::EXAMPLES
     )]
     Doctor(crate::doctor::DoctorArgs),
+    #[cfg(feature = "kube")]
+    #[command(
+        about = crate::status::ABOUT,
+        long_about = crate::status::LONG_ABOUT,
+        after_long_help = crate::status::EXAMPLES
+    )]
+    Status(crate::status::StatusArgs),
 }
 
 #[derive(Debug, Clone, Args)]

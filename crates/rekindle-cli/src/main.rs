@@ -16,6 +16,8 @@ mod report;
 mod server;
 mod signal;
 mod size;
+#[cfg(feature = "kube")]
+mod status;
 mod supervisor;
 #[cfg(feature = "kube")]
 mod sync;

@@ -25,7 +25,7 @@ fn help(args: &[&str]) -> String {
 fn subcommands() -> Vec<&'static str> {
     let mut all = vec!["watch", "run", "doctor"];
     if cfg!(feature = "kube") {
-        all.push("sync");
+        all.extend(["sync", "status"]);
     }
     all
 }

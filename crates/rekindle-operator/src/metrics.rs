@@ -16,7 +16,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::model::{SourceKind, WorkloadKind};
+use rekindle::fleet::{Counts, State};
+
+use crate::model::{SourceKind, WorkloadId, WorkloadKind};
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -96,6 +98,7 @@ pub struct Metrics {
     workloads_matched: Family<Labels, Counter>,
     cached_objects: Family<Labels, Gauge>,
     coalesced: Counter,
+    workload_config_pods: Family<Labels, Gauge>,
 }
 
 impl Metrics {
@@ -123,6 +126,7 @@ impl Metrics {
             workloads_matched: Family::default(),
             cached_objects: Family::default(),
             coalesced: Counter::default(),
+            workload_config_pods: Family::default(),
         };
         let r = &mut metrics.registry;
         r.register(
@@ -212,6 +216,13 @@ impl Metrics {
             "rekindle_operator_rollouts_coalesced",
             "Changes that joined a rollout already pending instead of making their own",
             metrics.coalesced.clone(),
+        );
+        r.register(
+            "rekindle_workload_config_pods",
+            "Pods of a workload whose pods report (rekindle --report-pod), by where they stand \
+             with the current content of their ConfigMaps and Secrets: current, stale, rejected, \
+             failed, unknown",
+            metrics.workload_config_pods.clone(),
         );
         metrics
     }
@@ -325,6 +336,32 @@ impl Metrics {
             .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
+    /// Sets one workload's `rekindle_workload_config_pods` series, one per state
+    /// (`None`: removes them). `workload` is `deployment/NAME`, as `rekindle status`
+    /// names it.
+    pub fn workload_config_pods(&self, id: &WorkloadId, counts: Option<&Counts>) {
+        for state in State::ALL {
+            let labels = vec![
+                ("namespace", id.namespace.clone()),
+                (
+                    "workload",
+                    format!("{}/{}", id.kind.kind().to_ascii_lowercase(), id.name),
+                ),
+                ("state", state.as_str().to_owned()),
+            ];
+            match counts {
+                Some(counts) => {
+                    self.workload_config_pods
+                        .get_or_create(&labels)
+                        .set(i64::try_from(counts.get(state)).unwrap_or(i64::MAX));
+                }
+                None => {
+                    self.workload_config_pods.remove(&labels);
+                }
+            }
+        }
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -358,6 +395,28 @@ mod tests {
         ] {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn fleet_counts_are_one_series_per_state_and_go_away() {
+        let metrics = Metrics::new(false);
+        let web = WorkloadId::new(WorkloadKind::Deployment, "shop", "web");
+        let counts = Counts {
+            current: 2,
+            stale: 1,
+            ..Counts::default()
+        };
+        metrics.workload_config_pods(&web, Some(&counts));
+        let text = metrics.render();
+        for expected in [
+            "rekindle_workload_config_pods{namespace=\"shop\",workload=\"deployment/web\",state=\"current\"} 2",
+            "rekindle_workload_config_pods{namespace=\"shop\",workload=\"deployment/web\",state=\"stale\"} 1",
+            "rekindle_workload_config_pods{namespace=\"shop\",workload=\"deployment/web\",state=\"unknown\"} 0",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+        metrics.workload_config_pods(&web, None);
+        assert!(!metrics.render().contains("workload=\"deployment/web\""));
     }
 
     #[test]

@@ -10,12 +10,16 @@ use crate::cluster::watch::{Message, StreamEvent, StreamId, Watched};
 use crate::decide::annotations::{InvalidPattern, RolloutStrategy};
 use crate::decide::cooldown::{Cooldown, Queued};
 use crate::decide::decision::needs_named_scan;
+use crate::decide::fleet::workload_counts;
 use crate::decide::pause::PauseError;
 use crate::decide::plan::{Plan, PlanSettings, plan, selects, stale_sources};
-use crate::index::{SourceChange, SourceEntry, SourceIndex, WorkloadEntry, WorkloadIndex};
+use crate::index::{
+    PodEntry, PodId, PodIndex, SourceChange, SourceEntry, SourceIndex, WorkloadEntry, WorkloadIndex,
+};
 use crate::metrics::{EventType, Metrics, Skipped};
 use crate::model::{SourceId, SourceKind, WorkloadId};
 use k8s_openapi::jiff::Timestamp;
+use rekindle::fleet::Counts;
 
 /// An object as a watch stream delivers it, already reduced.
 // A message is moved once through a bounded channel and consumed: boxing the
@@ -40,6 +44,8 @@ pub enum Object {
     },
     /// An object the operator has no use for (a pod status without a class name).
     Ignored,
+    /// A pod, for the fleet view (`None`: it does not count, e.g. terminating).
+    Pod(PodId, Option<PodEntry>),
 }
 
 /// Settings of the reconciler.
@@ -118,6 +124,12 @@ pub struct Reconciler {
     /// Each SecretProviderClassPodStatus's content (Reloader's SHA-1 of it), by
     /// `namespace/name`: a class changes when one of them changes.
     pod_statuses: HashMap<String, String>,
+    /// Pods of workloads, for the fleet view.
+    pods: PodIndex,
+    /// Workloads whose fleet counts may have changed since they were last taken.
+    fleet_dirty: HashSet<WorkloadId>,
+    /// Workloads that have counts out (series in the metric).
+    fleet_shown: HashSet<WorkloadId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -126,6 +138,7 @@ enum Listed {
     Workload(WorkloadId),
     Namespace(String),
     PodStatus(String),
+    Pod(PodId),
 }
 
 impl Reconciler {
@@ -146,6 +159,9 @@ impl Reconciler {
             resume_tried: HashMap::new(),
             announcements: Vec::new(),
             pod_statuses: HashMap::new(),
+            pods: PodIndex::default(),
+            fleet_dirty: HashSet::new(),
+            fleet_shown: HashSet::new(),
         }
     }
 
@@ -185,6 +201,7 @@ impl Reconciler {
                         Object::Namespace(name) => Listed::Namespace(name.clone()),
                         Object::PodStatus { status, .. } => Listed::PodStatus(status.clone()),
                         Object::Ignored => return,
+                        Object::Pod(id, _) => Listed::Pod(id.clone()),
                     });
                 }
                 // A re-list after the stream was synced may carry changes made
@@ -211,7 +228,12 @@ impl Reconciler {
             Object::Namespace(name) => {
                 self.selected_namespaces.insert(name);
             }
+            Object::Pod(id, entry) => {
+                let touched = self.pods.apply(id, entry);
+                self.fleet_dirty.extend(touched);
+            }
             Object::Workload(id, entry) => {
+                self.fleet_dirty.insert(id.clone());
                 self.resume_tried.remove(&id);
                 for invalid in newly_invalid(self.workloads.get(&id), &entry) {
                     tracing::warn!(workload = %id, "{invalid}; the item is skipped");
@@ -244,6 +266,8 @@ impl Reconciler {
                 }
             }
             Object::Source(id, entry) => {
+                self.fleet_dirty
+                    .extend(self.pods.workloads_in(&id.namespace));
                 let change = self.sources.apply(id.clone(), entry);
                 if !live {
                     return;
@@ -276,6 +300,9 @@ impl Reconciler {
             Object::Namespace(name) => {
                 self.selected_namespaces.remove(&name);
             }
+            Object::Pod(id, _) => {
+                self.fleet_dirty.extend(self.pods.remove(&id));
+            }
             // The cooldown slot stays: a Job is rolled by deleting and
             // re-creating it, and the re-created one must still wait out the
             // period. A pending rollout of a workload that stays gone is dropped
@@ -283,8 +310,13 @@ impl Reconciler {
             Object::Workload(id, _) => {
                 self.workloads.remove(&id);
                 self.resume_tried.remove(&id);
+                self.fleet_dirty.insert(id);
             }
-            Object::Source(id, _) => self.source_gone(now, &id, metrics),
+            Object::Source(id, _) => {
+                self.fleet_dirty
+                    .extend(self.pods.workloads_in(&id.namespace));
+                self.source_gone(now, &id, metrics);
+            }
             // A pod's mount went away; the class itself is not deleted (and Reloader
             // does nothing either).
             Object::PodStatus { status, .. } => {
@@ -307,6 +339,7 @@ impl Reconciler {
     }
 
     fn forget_workload(&mut self, id: &WorkloadId) {
+        self.fleet_dirty.insert(id.clone());
         self.workloads.remove(id);
         self.cooldown.forget(id);
         self.queued_at.remove(id);
@@ -345,6 +378,8 @@ impl Reconciler {
                 // Put them back one by one so each goes through the same path as
                 // a delete event (reload-on-delete, metrics).
                 for (id, last) in self.sources.retain_listed(kind, namespace, &listed) {
+                    self.fleet_dirty
+                        .extend(self.pods.workloads_in(&id.namespace));
                     if synced && self.settings.plan.reload_on_delete {
                         metrics.event_received(EventType::Delete, id.kind);
                         self.changed(now, &id, None, Some(&last), metrics);
@@ -366,6 +401,17 @@ impl Reconciler {
             Watched::Namespaces => {
                 self.selected_namespaces
                     .retain(|name| seen.contains(&Listed::Namespace(name.clone())));
+            }
+            Watched::Pods => {
+                let listed = seen
+                    .iter()
+                    .filter_map(|l| match l {
+                        Listed::Pod(id) => Some(id.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                let touched = self.pods.retain_listed(namespace, &listed);
+                self.fleet_dirty.extend(touched);
             }
         }
     }
@@ -565,6 +611,52 @@ impl Reconciler {
             })
             .min_by_key(|(_, at)| **at)
             .map(|(id, at)| (id.clone(), *at))
+    }
+
+    /// Pods kept for the fleet view, for `rekindle_operator_cached_objects`.
+    pub fn cached_pods(&self) -> usize {
+        self.pods.len()
+    }
+
+    /// The fleet view's counts of every workload that may have changed since the last
+    /// call: pods per state (`None`: the workload has no series any more, because it is
+    /// gone, out of scope, or none of its pods reports).
+    pub fn take_fleet_changes(&mut self) -> Vec<(WorkloadId, Option<Counts>)> {
+        let dirty: Vec<WorkloadId> = self.fleet_dirty.drain().collect();
+        let mut out = Vec::new();
+        for id in dirty {
+            let counts = self.fleet_counts(&id);
+            let shown = counts.is_some();
+            let was_shown = if shown {
+                !self.fleet_shown.insert(id.clone())
+            } else {
+                self.fleet_shown.remove(&id)
+            };
+            if shown || was_shown {
+                out.push((id, counts));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    fn fleet_counts(&self, id: &WorkloadId) -> Option<Counts> {
+        if !self.in_scope(&id.namespace) {
+            return None;
+        }
+        let workload = self.workloads.get(id)?;
+        let declared = workload
+            .refs
+            .sources
+            .keys()
+            .map(|(kind, name)| (*kind, name.as_str()));
+        workload_counts(
+            id,
+            &workload.mounts,
+            declared,
+            &self.pods.of(id),
+            |source| self.sources.get(source).map(|e| e.digest),
+        )
     }
 
     /// Sources whose change is to be announced (`--webhook-url` mode).
@@ -1909,5 +2001,102 @@ mod tests {
         // Restart.
         let mut restarted = Harness::started(settings, &[&v2], &[&web]);
         assert!(restarted.drain().is_empty(), "nothing left to catch up");
+    }
+
+    // ---- the fleet view ------------------------------------------------------
+
+    fn pod_stream() -> StreamId {
+        StreamId {
+            watched: Watched::Pods,
+            namespace: None,
+        }
+    }
+
+    /// A pod of Deployment `deployment` (through its ReplicaSet) reporting `digest`
+    /// for `configmap/app-config`, or nothing.
+    fn pod_object(name: &str, deployment: &str, digest: Option<rekindle::Digest>) -> Object {
+        let mut meta = serde_json::json!({
+            "name": name,
+            "namespace": NS,
+            "labels": {"pod-template-hash": "abc12"},
+            "ownerReferences": [{
+                "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{deployment}-abc12"),
+                "uid": "u", "controller": true,
+            }],
+        });
+        if let Some(digest) = digest {
+            let mut report = rekindle::report::Report::default();
+            report.sources.insert(
+                "configmap/app-config".to_owned(),
+                rekindle::report::SourceReport::now(
+                    digest,
+                    rekindle::report::Result::Applied,
+                    None,
+                ),
+            );
+            meta["annotations"] =
+                serde_json::json!({rekindle::report::ANNOTATION: report.to_json()});
+        }
+        let meta = serde_json::from_value(meta).expect("meta");
+        let (id, entry) = crate::index::objects::pod(&meta);
+        Object::Pod(id, entry)
+    }
+
+    #[test]
+    fn fleet_counts_follow_pods_sources_and_workloads() {
+        let v1 = app_config(&[("k", "1")]);
+        let mut h = Harness::started(mk_settings(), &[&v1], &[&mk_user("web", &[])]);
+        let d1 = rekindle::api::config_map_digest(&v1);
+        h.send(pod_stream(), StreamEvent::Relisting);
+        h.send(
+            pod_stream(),
+            StreamEvent::Listed(pod_object("web-1", "web", Some(d1))),
+        );
+        h.send(
+            pod_stream(),
+            StreamEvent::Listed(pod_object("web-2", "web", None)),
+        );
+        h.send(
+            pod_stream(),
+            StreamEvent::Listed(pod_object("api-1", "api", None)),
+        );
+        h.send(pod_stream(), StreamEvent::ListDone);
+        let counts = |current, stale, unknown| Counts {
+            current,
+            stale,
+            unknown,
+            ..Counts::default()
+        };
+        // `api` has no reporting pod (and is not even known): no series.
+        assert_eq!(
+            h.reconciler.take_fleet_changes(),
+            [(deploy_id("web"), Some(counts(1, 0, 1)))]
+        );
+        assert!(h.reconciler.take_fleet_changes().is_empty(), "nothing new");
+
+        // The ConfigMap changes: the reporting pod is stale.
+        let v2 = app_config(&[("k", "2")]);
+        h.apply_config_map(&v2);
+        assert_eq!(
+            h.reconciler.take_fleet_changes(),
+            [(deploy_id("web"), Some(counts(0, 1, 1)))]
+        );
+        let d2 = rekindle::api::config_map_digest(&v2);
+        h.send(
+            pod_stream(),
+            StreamEvent::Applied(pod_object("web-2", "web", Some(d2))),
+        );
+        assert_eq!(
+            h.reconciler.take_fleet_changes(),
+            [(deploy_id("web"), Some(counts(1, 1, 0)))]
+        );
+        // A re-list without the reporting pods: the series go.
+        h.send(pod_stream(), StreamEvent::Relisting);
+        h.send(pod_stream(), StreamEvent::ListDone);
+        assert_eq!(
+            h.reconciler.take_fleet_changes(),
+            [(deploy_id("web"), None)]
+        );
+        assert_eq!(h.reconciler.cached_pods(), 0);
     }
 }

@@ -12,8 +12,9 @@ use anyhow::Context as _;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use kube::api::{Api, ApiResource, DynamicObject};
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use tokio::sync::{mpsc, watch as channel};
@@ -218,6 +219,10 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
                 let (sources, workloads) = reconciler.cached();
                 metrics.cached_objects("source", sources);
                 metrics.cached_objects("workload", workloads);
+                metrics.cached_objects("pod", reconciler.cached_pods());
+                for (workload, counts) in reconciler.take_fleet_changes() {
+                    metrics.workload_config_pods(&workload, counts.as_ref());
+                }
             }
             _ = sleep => {}
             changed = leader_rx.changed() => {
@@ -615,6 +620,28 @@ fn spawn_watches(
             }
             streams.push(id);
         }
+    }
+    // The fleet view: pods, metadata only (labels, annotations and owners are all it
+    // reads). Not a readiness condition: rollouts do not depend on it, and a
+    // ServiceAccount without `list`/`watch` on pods still rolls workloads (the watch
+    // logs the missing permission once and retries).
+    for ns in &namespaces {
+        let id = StreamId {
+            watched: Watched::Pods,
+            namespace: ns.clone(),
+        };
+        // `Api<PartialObjectMeta<_>>` asks for `PartialObjectMetadata`: the server
+        // sends no spec or status, so pages stay small and nothing of them is decoded.
+        tokio::spawn(watch::run(
+            api::<PartialObjectMeta<Pod>>(client, ns),
+            watcher::Config::default(),
+            id,
+            |o: PartialObjectMeta<Pod>| {
+                let (id, entry) = objects::pod(&o.metadata);
+                Object::Pod(id, entry)
+            },
+            tx.clone(),
+        ));
     }
     if let Some(selector) = &config.namespace_selector {
         let id = StreamId {

@@ -63,6 +63,7 @@
 #[cfg(feature = "kube")]
 pub mod api;
 pub mod digest;
+pub mod fleet;
 pub mod format;
 mod history;
 pub mod metrics;

@@ -35,6 +35,8 @@ pub enum Watched {
     Source(SourceKind),
     Workload(WorkloadKind),
     Namespaces,
+    /// Pods, metadata only (`PartialObjectMeta<Pod>`), for the fleet view.
+    Pods,
 }
 
 /// One step of a stream, carrying whatever the converter made of the object.

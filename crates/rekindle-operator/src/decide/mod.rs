@@ -6,6 +6,7 @@ pub mod decision;
 pub mod digest;
 pub mod duration;
 pub mod envname;
+pub mod fleet;
 pub mod leadership;
 pub mod patch;
 pub mod pause;

@@ -2,8 +2,10 @@
 //! Fed by [`crate::cluster::watch`] messages; no I/O here.
 
 pub mod objects;
+pub mod pods;
 pub mod sources;
 pub mod workloads;
 
+pub use pods::{PodEntry, PodId, PodIndex};
 pub use sources::{SourceChange, SourceEntry, SourceIndex};
 pub use workloads::{WorkloadEntry, WorkloadIndex};

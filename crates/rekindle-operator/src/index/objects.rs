@@ -15,9 +15,10 @@ use crate::decide::annotations::{
 use crate::decide::digest::{
     KeyDigests, reloader_sha1_config_map, reloader_sha1_pod_status, reloader_sha1_secret,
 };
+use crate::decide::fleet::{Mounts, PodReportEntry, owner_workload};
 use crate::decide::pause::Pause;
 use crate::decide::references::TemplateRefs;
-use crate::index::{SourceEntry, WorkloadEntry};
+use crate::index::{PodEntry, PodId, SourceEntry, WorkloadEntry};
 use crate::model::{SourceId, SourceKind, WorkloadId, WorkloadKind};
 
 static EMPTY: BTreeMap<String, String> = BTreeMap::new();
@@ -57,6 +58,7 @@ pub fn config_map(object: &ConfigMap, names: &AnnotationNames) -> (SourceId, Sou
         flags: SourceFlags::parse(annotations(&object.metadata), names),
         digests,
         reloader_sha1: reloader_sha1_config_map(data, binary),
+        digest: rekindle::api::config_map_digest(object),
     };
     (SourceId::new(SourceKind::ConfigMap, namespace, name), entry)
 }
@@ -74,6 +76,7 @@ pub fn secret(object: &Secret, names: &AnnotationNames) -> (SourceId, SourceEntr
         flags: SourceFlags::parse(annotations(&object.metadata), names),
         digests: KeyDigests::new(data.clone()),
         reloader_sha1: reloader_sha1_secret(data),
+        digest: rekindle::api::secret_digest(object),
     };
     (SourceId::new(SourceKind::Secret, namespace, name), entry)
 }
@@ -105,12 +108,31 @@ pub fn pod_status(
         flags: SourceFlags::default(),
         digests: KeyDigests::new(objects.iter().map(|(id, v)| (*id, v.as_bytes()))),
         reloader_sha1: reloader_sha1_pod_status(class, objects.iter().copied()),
+        // The public digest of the mounted objects' IDs and versions (sorted above).
+        digest: rekindle::Digest::of_sorted(objects.iter().map(|(id, v)| (*id, v.as_bytes()))),
     };
     Some((
         format!("{namespace}/{name}"),
         SourceId::new(SourceKind::SecretProviderClass, namespace, class),
         entry,
     ))
+}
+
+/// A pod, from its metadata alone: its identity, and its entry if it counts for the
+/// fleet view (owned by a Deployment, StatefulSet or DaemonSet, and not terminating).
+pub fn pod(meta: &ObjectMeta) -> (PodId, Option<PodEntry>) {
+    let id = (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    );
+    if meta.deletion_timestamp.is_some() {
+        return (id, None);
+    }
+    let entry = owner_workload(meta).map(|workload| PodEntry {
+        workload,
+        report: PodReportEntry::from_meta(meta),
+    });
+    (id, entry)
 }
 
 /// The settings that shape a workload entry.
@@ -129,10 +151,11 @@ fn workload(
     let (namespace, name, uid) = ids(meta);
     let template_meta = template.and_then(|t| t.metadata.as_ref());
     let template_annotations = template_meta.map_or(&EMPTY, annotations);
-    let refs = template
-        .and_then(|t| t.spec.as_ref())
+    let spec = template.and_then(|t| t.spec.as_ref());
+    let refs = spec
         .map(|spec| TemplateRefs::from_pod_spec(spec, settings.csi_enabled))
         .unwrap_or_default();
+    let mounts = spec.map(Mounts::from_pod_spec).unwrap_or_default();
     let entry = WorkloadEntry {
         uid,
         rules: WorkloadRules::parse(annotations(meta), template_annotations, &settings.names),
@@ -141,6 +164,7 @@ fn workload(
         suspended: false,
         rollout_strategy: RolloutStrategy::from_annotations(annotations(meta)),
         pause: None,
+        mounts,
     };
     (WorkloadId::new(kind, namespace, name), entry)
 }

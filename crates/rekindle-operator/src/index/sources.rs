@@ -18,6 +18,10 @@ pub struct SourceEntry {
     /// `--hash reloader-sha1`, and how a marker Reloader wrote is recognised as
     /// current when migrating (20 bytes, as hex).
     pub reloader_sha1: String,
+    /// The public digest of the whole content (rekindle's snapshot format), which pods
+    /// report: the fleet view compares with it. It cannot be rebuilt from the per-key
+    /// digests (it hashes the values themselves), so it is kept too: 32 bytes.
+    pub digest: rekindle::Digest,
 }
 
 /// How an object differs from what the index held.

@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::decide::annotations::{RolloutStrategy, WorkloadRules};
 use crate::decide::decision::needs_named_scan;
+use crate::decide::fleet::Mounts;
 use crate::decide::pause::Pause;
 use crate::decide::references::TemplateRefs;
 use crate::model::{SourceId, SourceKind, WorkloadId, WorkloadKind};
@@ -26,6 +27,9 @@ pub struct WorkloadEntry {
     pub rollout_strategy: RolloutStrategy,
     /// A Deployment's `pause-period` / `paused-at` annotations.
     pub pause: Option<Pause>,
+    /// Where the pod template mounts whole ConfigMaps and Secrets, to match the
+    /// directories pods report (the fleet view).
+    pub mounts: Mounts,
 }
 
 /// Every workload in scope, with reverse indexes by what it uses.

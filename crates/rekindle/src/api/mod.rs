@@ -49,7 +49,7 @@ mod object;
 mod tracker;
 mod watch;
 
-pub use convert::{config_map_snapshot, secret_snapshot};
+pub use convert::{config_map_digest, config_map_snapshot, secret_digest, secret_snapshot};
 pub use error::ApiError;
 pub use object::{ObjectKind, ObjectRef, ObjectRefError};
 pub use watch::{ApiEvent, ApiWatcher, events, get, resolve};
