@@ -300,9 +300,17 @@ async fn the_shipped_rbac_is_enough_and_a_missing_rule_is_named() {
     let fleet = Fleet::start().await;
     let tmp = tempfile::tempdir().unwrap();
     let now = fleet.put_config("info").await;
+    let db = fleet.secret_digest().await;
+    // The pods also keep Secret `db` in sync (`rekindle sync --secret db`).
     for pod in fleet.pods().await {
         fleet
-            .report(&pod, &[("/etc/app", now, Reported::Applied, None)])
+            .report(
+                &pod,
+                &[
+                    ("/etc/app", now, Reported::Applied, None),
+                    ("secret/db", db, Reported::Applied, None),
+                ],
+            )
             .await;
     }
     let kubeconfig = fleet.status_identity(|_| {}).await;
@@ -316,8 +324,8 @@ async fn the_shipped_rbac_is_enough_and_a_missing_rule_is_named() {
         status.stderr()
     );
 
-    // Without Secrets (the Deployment reads one through its environment): a clear
-    // error, not a wait until the timeout.
+    // Without Secrets, when pods report one: a clear error, not a wait until the
+    // timeout.
     fleet
         .status_identity(|rules| {
             for rule in rules.as_array_mut().unwrap() {

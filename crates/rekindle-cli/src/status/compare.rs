@@ -110,14 +110,11 @@ impl View {
     }
 }
 
-/// Every object the comparison needs the content of: those the template names, and
-/// those the pods' reports are about.
-pub fn needed(pods: &[PodFacts], declared: &BTreeMap<String, Use>) -> BTreeSet<ObjectKey> {
-    let mut out: BTreeSet<ObjectKey> = declared
-        .keys()
-        .filter_map(|label| parse_source_label(label))
-        .map(|(kind, name)| (kind, name.to_owned()))
-        .collect();
+/// Every object the comparison needs the content of: those the pods' reports are
+/// about. A source the template names but no pod reports is not read: it decides
+/// nothing, and reading it would need permissions (a Secret's) for nothing.
+pub fn needed(pods: &[PodFacts]) -> BTreeSet<ObjectKey> {
+    let mut out = BTreeSet::new();
     for pod in pods {
         let PodReport::Present(report) = &pod.input.report else {
             continue;
@@ -132,7 +129,8 @@ pub fn needed(pods: &[PodFacts], declared: &BTreeMap<String, Use>) -> BTreeSet<O
 }
 
 /// Compares every pod with the current contents. An object missing from `contents`
-/// counts as not existing: call this once [`needed`] are all known.
+/// counts as not existing: call this once [`needed`] are all known. The sources the
+/// template names are listed too, without a digest unless a pod reports them.
 pub fn compare(pods: &[PodFacts], declared: &BTreeMap<String, Use>, contents: &Contents) -> Fleet {
     let by_name: BTreeMap<&str, &PodFacts> =
         pods.iter().map(|p| (p.input.name.as_str(), p)).collect();
@@ -273,7 +271,7 @@ pub(crate) mod tests {
             mk_pod("d", None, &[]),
         ];
         let declared = mk_declared(&["configmap/app", "secret/tls"]);
-        let needed = needed(&pods, &declared);
+        let needed = needed(&pods);
         assert_eq!(needed.len(), 2);
         let contents = mk_contents(&[
             (ObjectKind::ConfigMap, "app", Some(app.clone())),
@@ -341,7 +339,7 @@ pub(crate) mod tests {
             ],
         )];
         let declared = mk_declared(&["configmap/app"]);
-        assert_eq!(needed(&pods, &declared).len(), 1);
+        assert_eq!(needed(&pods).len(), 1);
         let contents = mk_contents(&[(ObjectKind::ConfigMap, "app", Some(app))]);
         let fleet = compare(&pods, &declared, &contents);
         let why: Vec<&str> = fleet.pods[0]
@@ -379,7 +377,7 @@ pub(crate) mod tests {
                 Outcome::Applied,
             )],
         )];
-        let needed = needed(&pods, &BTreeMap::new());
+        let needed = needed(&pods);
         assert!(needed.contains(&(ObjectKind::ConfigMap, "synced".to_owned())));
         // Not existing: listed, and the pod cannot be current with it.
         let contents = mk_contents(&[(ObjectKind::ConfigMap, "synced", None)]);

@@ -9,8 +9,9 @@
 //! - `render`: the table, the JSON, the progress and failure lines (pure);
 //! - this file: the I/O. The workload is read once (a clear error if it is missing),
 //!   then everything is watched, never polled: the workload (its template may change),
-//!   its pods (by its selector, server-side), and each ConfigMap and Secret that
-//!   matters (by name, so RBAC may restrict the reader to those names). Without
+//!   its pods (by its selector, server-side), and each ConfigMap and Secret a pod
+//!   reports (by name, so RBAC may restrict the reader to those names; one only named
+//!   by the template is not read). Without
 //!   `--wait`, the first complete picture is printed; with it, every change is
 //!   compared as it arrives, until every pod is current or `--timeout` passes.
 
@@ -75,8 +76,9 @@ Exit status: 0 when every pod runs the current content of every reported
 source; 1 when not (without --wait: now; with it: by --timeout), or on an error;
 2 on a usage error.
 
-The credentials need get, list and watch on the workload kind, pods,
-configmaps and secrets of the namespace (deploy/rbac/status.yaml).";
+The credentials need get, list and watch on the workload kind and pods of the
+namespace, and on the ConfigMaps and Secrets the pods report
+(deploy/rbac/status.yaml).";
 
 pub const EXAMPLES: &str = "\
 Examples:

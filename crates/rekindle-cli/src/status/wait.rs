@@ -103,7 +103,7 @@ impl Knowledge {
     pub fn unwatched(&mut self) -> Vec<ObjectKey> {
         let pods: Vec<PodFacts> = self.pods.values().cloned().collect();
         let mut new = Vec::new();
-        for key in needed(&pods, &self.facts.declared) {
+        for key in needed(&pods) {
             if !self.objects.contains_key(&key) {
                 self.objects.insert(key.clone(), Content::Pending);
                 new.push(key);
@@ -130,7 +130,7 @@ impl Knowledge {
     /// The comparison, once everything it needs is known.
     pub fn view(&self) -> Option<View> {
         let pods: Vec<PodFacts> = self.pods.values().cloned().collect();
-        let needed = needed(&pods, &self.facts.declared);
+        let needed = needed(&pods);
         let mut contents = Contents::new();
         if !self.pods_listed {
             return None;
@@ -183,8 +183,7 @@ mod tests {
         let v1 = mk_snapshot(&[("k", "1")]);
         let mut k = mk_knowledge();
         assert!(k.view().is_none());
-        assert_eq!(k.unwatched(), [app()]);
-        assert!(k.unwatched().is_empty(), "asked once");
+        assert!(k.unwatched().is_empty(), "no pod reports anything yet");
         k.pods(Event::Init);
         k.pods(Event::InitApply(seen(mk_pod(
             "a",
@@ -193,6 +192,8 @@ mod tests {
         ))));
         assert!(k.view().is_none(), "the list is not complete");
         k.pods(Event::InitDone);
+        assert_eq!(k.unwatched(), [app()]);
+        assert!(k.unwatched().is_empty(), "asked once");
         assert_eq!(k.waiting_for(), ["configmap/app"]);
         assert!(k.view().is_none(), "the object is not read yet");
         k.object(app(), Some(v1.clone()));

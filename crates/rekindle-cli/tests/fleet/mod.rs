@@ -120,6 +120,15 @@ impl Fleet {
         *rekindle::api::config_map_snapshot(&stored).digest()
     }
 
+    /// The digest of Secret `db`, as the API has it.
+    pub async fn secret_digest(&self) -> Digest {
+        let secret = Api::<Secret>::namespaced(self.client.clone(), NS)
+            .get("db")
+            .await
+            .expect("secret db");
+        *rekindle::api::secret_snapshot(&secret).digest()
+    }
+
     /// The digest `LOG_LEVEL: level` would have, without writing it.
     pub fn digest_of(level: &str) -> Digest {
         *rekindle::Snapshot::from_entries([("LOG_LEVEL", level), ("app.yaml", "port: 8080\n")])
