@@ -160,6 +160,11 @@ value named.
 - apiGroups: [""]
   resources: [configmaps, secrets]
   verbs: [list, watch]
+# The fleet view (rekindle_workload_config_pods): pod metadata only, for the
+# reports pods write in their rekindle.io/applied annotation; never written.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, watch]
 # Workloads: watched, and patched to roll them.
 - apiGroups: [apps]
   resources: [deployments, daemonsets, statefulsets]
