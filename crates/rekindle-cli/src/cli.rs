@@ -255,6 +255,7 @@ pub struct VerifyArgs {
     /// After each outcome, write this pod's annotation rekindle.io/applied: per watched
     /// source, the digest applied, rejected or failed on (never a value), for `rekindle
     /// status`. Needs POD_NAME and POD_NAMESPACE (downward API) and `patch` on pods.
+    /// Several rekindle processes may report on one pod: each keeps the others' sources.
     #[cfg(feature = "kube")]
     #[arg(long, help_heading = "Verification")]
     pub report_pod: bool,

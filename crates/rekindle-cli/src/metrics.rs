@@ -29,22 +29,6 @@ struct Compat {
     requests: Family<Labels, Counter>,
 }
 
-/// `--report-pod`'s metrics (see [`Metrics::register_report`]).
-#[cfg(feature = "kube")]
-#[derive(Debug, Clone, Default)]
-pub struct ReportMetrics {
-    patches: Family<Labels, Counter>,
-}
-
-#[cfg(feature = "kube")]
-impl ReportMetrics {
-    pub fn patch(&self, result: &'static str) {
-        self.patches
-            .get_or_create(&vec![("result", result.to_owned())])
-            .inc();
-    }
-}
-
 /// `rekindle sync`'s metrics (see [`Metrics::register_sync`]).
 #[cfg(feature = "kube")]
 #[derive(Debug, Clone, Default)]
@@ -182,16 +166,10 @@ impl Metrics {
         }
     }
 
-    /// Registers `--report-pod`'s metrics and returns them, for the patcher.
+    /// Registers `--report-pod`'s metrics and returns them, for the pod reporter.
     #[cfg(feature = "kube")]
-    pub fn register_report(&mut self) -> ReportMetrics {
-        let m = ReportMetrics::default();
-        self.registry.register(
-            "rekindle_report_patches",
-            "PATCHes of this pod's rekindle.io/applied annotation, by result (success, failure, forbidden)",
-            m.patches.clone(),
-        );
-        m
+    pub fn register_report(&mut self) -> rekindle::report::ReportMetrics {
+        rekindle::report::ReportMetrics::register(&mut self.registry)
     }
 
     /// Registers `rekindle sync`'s metrics and returns them, for the API watch loop.

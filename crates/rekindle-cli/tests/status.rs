@@ -7,10 +7,14 @@
 #![allow(clippy::unwrap_used)]
 
 mod fleet;
+mod support;
 
 use std::time::{Duration, Instant};
 
 use fleet::{Fleet, Reported, json_states};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use rekindle::report::{ANNOTATION, Report};
 
 const NEEDS: &str = "needs the control plane (scripts/provision-k8s.sh)";
 
@@ -425,4 +429,178 @@ async fn wait_times_out_naming_the_pods_and_why() {
     assert_eq!(states[&pods[1]], "stale");
     assert_eq!(states[&pods[2]], "failed");
     let _ = NEEDS;
+}
+
+/// A sidecar of `pod`: `rekindle sync --KIND NAME --report-pod` as a host process, as
+/// the downward API would set it up, validating with `validate` when given.
+fn sidecar(
+    fleet: &Fleet,
+    dir: &std::path::Path,
+    pod: &str,
+    (kind, name): (&str, &str),
+    validate: Option<&str>,
+) -> support::Rekindle {
+    let to = dir.join(format!("{pod}-{name}"));
+    let mut command = support::Rekindle::command();
+    command
+        .args([
+            "sync",
+            &format!("--{kind}"),
+            &format!("{}/{name}", fleet::NS),
+        ])
+        .arg("--to")
+        .arg(&to)
+        .args(["--exec", "true", "--report-pod"])
+        .args(validate.map(|v| ["--validate", v]).into_iter().flatten())
+        .env("KUBECONFIG", fleet.cluster.kubeconfig())
+        .env("POD_NAME", pod)
+        .env("POD_NAMESPACE", fleet::NS)
+        .env_remove("KUBERNETES_SERVICE_HOST");
+    support::Rekindle::spawn(command, dir.join(format!("{pod}-{name}.log")))
+}
+
+/// Polls `status -o json` until the pods' states are `want`.
+async fn wait_states(fleet: &Fleet, dir: &std::path::Path, want: &[(&str, &str)]) {
+    let want: std::collections::BTreeMap<String, String> = want
+        .iter()
+        .map(|(p, s)| ((*p).to_owned(), (*s).to_owned()))
+        .collect();
+    let start = Instant::now();
+    loop {
+        let mut status = fleet.status(&["deployment/web", "-o", "json"], dir);
+        status.exit(fleet::WITHIN).await;
+        let states = json_states(&status.stdout());
+        if states == want {
+            return;
+        }
+        assert!(
+            start.elapsed() < fleet::WITHIN,
+            "states {states:?}, want {want:?}; stderr:\n{}",
+            status.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the control plane (scripts/provision-k8s.sh)"]
+async fn reports_of_running_sidecars_drive_status_and_wait() {
+    let fleet = Fleet::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let pods = fleet.pods().await;
+    let refuse_loud = "! grep -q loud \"$REKINDLE_DIR/LOG_LEVEL\"";
+    // Each pod: a sidecar for the ConfigMap and one for the Secret, both reporting on
+    // the pod (two writers of one annotation). The third pod's refuses LOG_LEVEL=loud.
+    let mut config_sidecars: Vec<Option<support::Rekindle>> = pods
+        .iter()
+        .enumerate()
+        .map(|(i, pod)| {
+            let validate = (i == 2).then_some(refuse_loud);
+            Some(sidecar(
+                &fleet,
+                tmp.path(),
+                pod,
+                ("configmap", "app"),
+                validate,
+            ))
+        })
+        .collect();
+    let _secret_sidecars: Vec<support::Rekindle> = pods
+        .iter()
+        .map(|pod| sidecar(&fleet, tmp.path(), pod, ("secret", "db"), None))
+        .collect();
+
+    // Every sidecar reports what it applied at start: converged.
+    let mut status = fleet.status(
+        &["deployment/web", "--wait", "--timeout", "60s"],
+        tmp.path(),
+    );
+    let (code, _) = status.exit(fleet::WITHIN).await;
+    assert_eq!(code, 0, "{}", status.stderr());
+    assert!(
+        status.stdout().contains("converged: 3 of 3"),
+        "{}",
+        status.stdout()
+    );
+
+    // The second pod's ConfigMap sidecar is gone; the third pod refuses the change.
+    config_sidecars[1] = None;
+    let loud = fleet.put_config("loud").await;
+    wait_states(
+        &fleet,
+        tmp.path(),
+        &[
+            (&pods[0], "current"),
+            (&pods[1], "stale"),
+            (&pods[2], "rejected"),
+        ],
+    )
+    .await;
+    let mut status = fleet.status(&["deployment/web"], tmp.path());
+    status.exit(fleet::WITHIN).await;
+    let table = status.stdout();
+    assert!(table.contains("validation failed: exit code 1"), "{table}");
+    assert!(
+        table.contains(&format!("1 of 3 pods run configmap/app {}", loud.short())),
+        "{table}"
+    );
+    let mut status = fleet.status(&["deployment/web", "--wait", "--timeout", "2s"], tmp.path());
+    let (code, _) = status.exit(fleet::WITHIN).await;
+    let stderr = status.stderr();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}: configmap/app stale", pods[1])),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{}: configmap/app rejected", pods[2])),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&format!("  {}:", pods[0])), "{stderr}");
+
+    // A change the third pod accepts; the second converges when its sidecar is back.
+    let quiet = fleet.put_config("quiet").await;
+    let mut status = fleet.status(
+        &["deployment/web", "--wait", "--timeout", "60s"],
+        tmp.path(),
+    );
+    status
+        .wait_stderr(&["2 of 3 pods run configmap/app", &quiet.short(), "1 stale"])
+        .await;
+    assert_eq!(status.exited(), None, "{}", status.stderr());
+    config_sidecars[1] = Some(sidecar(
+        &fleet,
+        tmp.path(),
+        &pods[1],
+        ("configmap", "app"),
+        None,
+    ));
+    let (code, _) = status.exit(fleet::WITHIN).await;
+    assert_eq!(code, 0, "{}", status.stderr());
+    assert!(
+        status.stdout().contains("converged: 3 of 3"),
+        "{}",
+        status.stdout()
+    );
+
+    // Both writers' entries are on every pod, and no value is.
+    for pod in &pods {
+        let annotations = Api::<Pod>::namespaced(fleet.client.clone(), fleet::NS)
+            .get(pod)
+            .await
+            .unwrap()
+            .metadata
+            .annotations
+            .unwrap_or_default();
+        let report = Report::parse(&annotations[ANNOTATION]).unwrap();
+        assert_eq!(
+            report.sources.keys().collect::<Vec<_>>(),
+            ["configmap/app", "secret/db"],
+            "{pod}"
+        );
+        let raw = serde_json::to_string(&annotations).unwrap();
+        for value in ["not-a-real-one", "loud", "quiet"] {
+            assert!(!raw.contains(value), "{pod}: {raw}");
+        }
+    }
 }

@@ -54,9 +54,13 @@
 //! - [`api`] (feature `kube`): one ConfigMap or Secret watched through the Kubernetes
 //!   API instead of its volume, for changes in well under a second rather than the
 //!   kubelet's 60 to 120.
+//! - [`report`]: the fleet view's per-pod report of which digest was applied or
+//!   rejected; with feature `kube`, `report::PodReporter` writes it onto the pod, so
+//!   `rekindle status --wait` can tell when every replica runs a new config.
 //!
 //! Features: `yaml` and `toml` (decoders, on by default; JSON is always available),
-//! `tokio` ([`Reloadable::subscribe`]) and `kube` ([`api`], `Reloadable::watch_api`).
+//! `tokio` ([`Reloadable::subscribe`]) and `kube` ([`api`], `Reloadable::watch_api`,
+//! `report::PodReporter`).
 //! The core needs no async runtime.
 #![warn(missing_docs)]
 

@@ -51,6 +51,7 @@ pub enum Applied<T> {
 type Decoder<T> = Box<dyn Fn(&Snapshot) -> Result<T, DecodeError> + Send + Sync>;
 type Validator<T> = Box<dyn Fn(&T) -> Result<(), ValidationError> + Send + Sync>;
 type Callback<T> = Arc<dyn Fn(&Arc<Versioned<T>>) + Send + Sync>;
+type RejectCallback = Arc<dyn Fn(&Digest, &ReloadError) + Send + Sync>;
 
 /// Decodes and validates `snapshot`: the application's code, run without any lock held.
 fn check<T>(
@@ -102,6 +103,7 @@ struct Shared<T> {
     validators: Vec<Validator<T>>,
     metrics: Option<ReloadMetrics>,
     callbacks: Mutex<Vec<Callback<T>>>,
+    rejects: Mutex<Vec<RejectCallback>>,
     #[cfg(feature = "tokio")]
     sender: tokio::sync::watch::Sender<Arc<Versioned<T>>>,
 }
@@ -162,6 +164,7 @@ impl<T: Send + Sync + 'static> Reloadable<T> {
                 validators: builder.validators,
                 metrics: builder.metrics,
                 callbacks: Mutex::new(Vec::new()),
+                rejects: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -202,6 +205,16 @@ impl<T: Send + Sync + 'static> Reloadable<T> {
         F: Fn(&Arc<Versioned<T>>) + Send + Sync + 'static,
     {
         lock(&self.shared.callbacks).push(Arc::new(callback));
+    }
+
+    /// Runs `callback` after each change that decoding or validation refused, with the
+    /// refused content's digest, on the thread that applied it. The error names keys and
+    /// types, never values, so it may be shown or reported.
+    pub fn on_reject<F>(&self, callback: F)
+    where
+        F: Fn(&Digest, &ReloadError) + Send + Sync + 'static,
+    {
+        lock(&self.shared.rejects).push(Arc::new(callback));
     }
 
     /// A `tokio::sync::watch` receiver that sees every config put in force.
@@ -251,6 +264,10 @@ impl<T: Send + Sync + 'static> Reloadable<T> {
                 tracing::warn!(%error, keeping, "config change rejected");
                 if let Some(metrics) = &self.shared.metrics {
                     metrics.failed(Some(started.elapsed()));
+                }
+                let callbacks = lock(&self.shared.rejects).clone();
+                for callback in callbacks {
+                    callback(digest, &error);
                 }
                 return Err(error);
             }

@@ -24,6 +24,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 
+#[cfg(feature = "kube")]
+mod pod;
+#[cfg(feature = "kube")]
+pub use pod::{PodRef, PodReporter, ReportMetrics};
+
 /// The pod annotation holding the report.
 pub const ANNOTATION: &str = "rekindle.io/applied";
 
@@ -98,6 +103,21 @@ impl Report {
     pub fn to_json(&self) -> String {
         // A map of strings and plain structs always serializes.
         serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The annotation to write when the pod carries `present` and this writer's own
+    /// sources are `self`: several writers may report on one pod (a sidecar per object,
+    /// the library in the application beside a sidecar), each owning the sources it
+    /// names. Their entries are kept; ours replace the same names. An annotation that
+    /// does not parse is replaced: nothing can be kept from it.
+    pub fn over(&self, present: Option<&str>) -> Report {
+        let mut merged = present
+            .and_then(|text| Report::parse(text).ok())
+            .unwrap_or_default();
+        merged
+            .sources
+            .extend(self.sources.iter().map(|(k, v)| (k.clone(), v.clone())));
+        merged
     }
 }
 
@@ -219,6 +239,37 @@ mod tests {
         let cut = one_line(&long);
         assert!(cut.len() <= MAX_REASON + "…".len(), "{}", cut.len());
         assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn our_entries_replace_our_sources_and_keep_the_others() {
+        let mut theirs = Report::default();
+        theirs.sources.insert(
+            "secret/db".into(),
+            SourceReport::now(mk_digest("s"), Result::Applied, None),
+        );
+        theirs.sources.insert(
+            "configmap/app".into(),
+            SourceReport::now(mk_digest("old"), Result::Applied, None),
+        );
+        let mut ours = Report::default();
+        ours.sources.insert(
+            "configmap/app".into(),
+            SourceReport::now(mk_digest("new"), Result::Rejected, Some("bad")),
+        );
+        let merged = ours.over(Some(&theirs.to_json()));
+        assert_eq!(
+            merged.sources.keys().collect::<Vec<_>>(),
+            ["configmap/app", "secret/db"]
+        );
+        assert_eq!(
+            merged.sources["configmap/app"],
+            ours.sources["configmap/app"]
+        );
+        assert_eq!(merged.sources["secret/db"], theirs.sources["secret/db"]);
+        // Nothing there, or nothing readable: ours alone.
+        assert_eq!(ours.over(None), ours);
+        assert_eq!(ours.over(Some("{not json")), ours);
     }
 
     #[test]
