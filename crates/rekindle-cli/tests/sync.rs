@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, DeleteParams, DynamicObject, ObjectMeta, PostParams};
 use kube::core::GroupVersionKind;
 use rekindle::Snapshot;
-use rekindle_testenv::{ControlPlane, FileProjection, KubeletWriter};
+use rekindle_testenv::{ControlPlane, Fault, FaultProxy, FileProjection, KubeletWriter};
 use support::{Rekindle, SignalCounter, count_lines};
 
 const NEEDS: &str = "needs the control plane and kubelet writer (scripts/provision-k8s.sh)";
@@ -368,6 +368,72 @@ async fn each_update_is_swapped_in_and_acted_on_once() {
         })
         .count();
     assert_eq!(stamps, 1, "old timestamped directories are removed");
+}
+
+/// The API server answering 429 and then 500 (the test environment's fault proxy, the
+/// one fake: a real server cannot be made to), with every watch connection cut at the
+/// start of each: the update made meanwhile is written and acted on once, afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the control plane and kubelet writer (scripts/provision-k8s.sh)"]
+async fn answers_429_and_500_lose_no_update_and_repeat_none() {
+    let cluster = ControlPlane::start().await.expect(NEEDS);
+    let api = Api::<ConfigMap>::namespaced(cluster.client(), "default");
+    let tmp = tempfile::tempdir().unwrap();
+    let proxy = FaultProxy::start(cluster.client(), tmp.path())
+        .await
+        .unwrap();
+    let dir = tmp.path().join("config");
+    let digests = tmp.path().join("digests");
+    put(&api, mk_config_map("app", &[("n", "0")], &[])).await;
+    let exec = format!("echo \"$REKINDLE_DIGEST\" >> {}", digests.display());
+    let sync = start(
+        &cluster,
+        proxy.kubeconfig(),
+        &[
+            "sync",
+            "--configmap",
+            "app",
+            "--to",
+            dir.to_str().unwrap(),
+            "--exec",
+            &exec,
+        ],
+        tmp.path(),
+    );
+    eventually("the first sync", &[&sync], || {
+        Snapshot::read(&dir).is_ok_and(|s| s.get_str("n") == Some("0"))
+    })
+    .await;
+    sync.wait_log("watching", 1);
+
+    let mut expected = Vec::new();
+    for (n, fault) in [
+        ("429", Fault::TooManyRequests),
+        ("500", Fault::InternalError),
+    ] {
+        let failed_before = proxy.failed();
+        proxy.fail(fault, Duration::from_secs(4));
+        proxy.cut();
+        put(&api, mk_config_map("app", &[("n", n)], &[])).await;
+        expected.push(Snapshot::from_entries([("n", n)]).digest().to_string());
+        eventually(
+            &format!("the update made during the {n}s"),
+            &[&sync],
+            || lines(&digests) == expected,
+        )
+        .await;
+        assert!(
+            proxy.failed() > failed_before,
+            "sync never met the {fault:?}:\n{}",
+            sync.log_text()
+        );
+        assert_eq!(Snapshot::read(&dir).unwrap().get_str("n"), Some(n));
+    }
+    // One more update closes the window in which a duplicate could still show up.
+    put(&api, mk_config_map("app", &[("n", "last")], &[])).await;
+    expected.push(Snapshot::from_entries([("n", "last")]).digest().to_string());
+    eventually("the last update", &[&sync], || lines(&digests) == expected).await;
+    assert_eq!(lines(&digests), expected, "no action ran twice");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,6 +32,8 @@ mod certs;
 #[cfg(feature = "cluster")]
 pub mod control_plane;
 #[cfg(feature = "cluster")]
+pub mod fault_proxy;
+#[cfg(feature = "cluster")]
 mod ports;
 #[cfg(feature = "cluster")]
 mod process;
@@ -39,5 +41,7 @@ mod process;
 pub use binaries::MissingBinary;
 #[cfg(feature = "cluster")]
 pub use control_plane::ControlPlane;
+#[cfg(feature = "cluster")]
+pub use fault_proxy::{Fault, FaultProxy};
 pub use kubelet_writer::{FileProjection, KubeletWriter};
 pub mod docs;
