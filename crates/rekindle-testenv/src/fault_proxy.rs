@@ -60,6 +60,8 @@ struct State {
     fault: Mutex<Option<(Fault, Instant)>>,
     forwarded: AtomicU64,
     failed: AtomicU64,
+    /// Every forwarded request, as `METHOD /path?query`, in arrival order.
+    log: Mutex<Vec<String>>,
     /// Bumped by [`FaultProxy::cut`]: connections opened before it are closed.
     cuts: tokio::sync::watch::Sender<u64>,
 }
@@ -113,6 +115,16 @@ impl FaultProxy {
         self.state.forwarded.load(Ordering::Relaxed)
     }
 
+    /// Every request forwarded so far, as `GET /api/v1/configmaps?watch=true&…`, in
+    /// the order they arrived: what a client asked of the API server.
+    pub fn requests(&self) -> Vec<String> {
+        self.state
+            .log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Requests answered with a fault so far.
     pub fn failed(&self) -> u64 {
         self.state.failed.load(Ordering::Relaxed)
@@ -132,6 +144,33 @@ impl std::fmt::Debug for FaultProxy {
 impl Drop for FaultProxy {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// Whether a line of [`FaultProxy::requests`] is a LIST: a GET of a collection
+/// (`/api/v1/configmaps`, `/apis/apps/v1/namespaces/NS/deployments`) that is not a
+/// watch. A GET of one object, a watch and every other verb are not.
+pub fn is_list(line: &str) -> bool {
+    let Some(target) = line.strip_prefix("GET ") else {
+        return false;
+    };
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if query
+        .split('&')
+        .any(|pair| pair == "watch=true" || pair == "watch=1")
+    {
+        return false;
+    }
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let rest = match segments.as_slice() {
+        ["api", _version, rest @ ..] => rest,
+        ["apis", _group, _version, rest @ ..] => rest,
+        _ => return false,
+    };
+    match rest {
+        [_resource] => true,
+        ["namespaces", _namespace, _resource] => true,
+        _ => false,
     }
 }
 
@@ -188,6 +227,15 @@ async fn handle(
         return Ok(fault_response(fault));
     }
     state.forwarded.fetch_add(1, Ordering::Relaxed);
+    state
+        .log
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(format!(
+            "{} {}",
+            request.method(),
+            request.uri().path_and_query().map_or("/", |p| p.as_str())
+        ));
     Ok(forward(&client, request)
         .await
         .unwrap_or_else(|error| status_response(StatusCode::BAD_GATEWAY, "BadGateway", &error)))
@@ -269,4 +317,33 @@ fn status_response(status: StatusCode, reason: &str, message: &str) -> Response<
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_list;
+
+    #[test]
+    fn lists_are_gets_of_collections_that_are_not_watches() {
+        for list in [
+            "GET /api/v1/configmaps?limit=100",
+            "GET /api/v1/namespaces",
+            "GET /api/v1/namespaces/shop/secrets",
+            "GET /apis/apps/v1/deployments?labelSelector=a%3Db",
+            "GET /apis/apps/v1/namespaces/shop/deployments?watch=false",
+        ] {
+            assert!(is_list(list), "{list}");
+        }
+        for other in [
+            "GET /api/v1/configmaps?watch=true&resourceVersion=5",
+            "GET /api/v1/namespaces/shop",
+            "GET /api/v1/namespaces/shop/secrets/key",
+            "GET /apis/coordination.k8s.io/v1/namespaces/rekindle/leases/lock",
+            "PATCH /apis/apps/v1/namespaces/shop/deployments",
+            "GET /version",
+            "GET /apis/apps/v1",
+        ] {
+            assert!(!is_list(other), "{other}");
+        }
+    }
 }
