@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::cluster::watch::{Message, StreamEvent, StreamId, Watched};
 use crate::decide::annotations::{InvalidPattern, RolloutStrategy};
-use crate::decide::cooldown::{Cooldown, Queued};
+use crate::decide::cooldown::{Cooldown, Due, Queued};
 use crate::decide::decision::needs_named_scan;
 use crate::decide::fleet::workload_counts;
 use crate::decide::pause::PauseError;
@@ -529,50 +529,71 @@ impl Reconciler {
         }
     }
 
-    /// The rollouts due at `now`. A workload whose markers are all current
-    /// gives none.
-    pub fn take_due(&mut self, now: Instant, metrics: &Metrics) -> Vec<Rollout> {
+    /// At most `limit` rollouts due at `now` (the longest due first), each
+    /// planned from the index as it is now, so it carries the latest data. A
+    /// workload whose markers are all current gives none. Each rollout given is
+    /// in flight until [`Reconciler::finished`]: its workload gives no other.
+    pub fn take_due(&mut self, now: Instant, metrics: &Metrics, limit: usize) -> Vec<Rollout> {
         let mut out = Vec::new();
-        for due in self.cooldown.take_due(now) {
-            let queued_at = self.queued_at.remove(&due.workload).unwrap_or(now);
-            let Some(workload) = self.workloads.get(&due.workload) else {
-                continue;
-            };
-            if workload.suspended {
-                // A suspended CronJob is never instantiated (as in Reloader),
-                // and nothing is reported as reloaded.
-                tracing::debug!(workload = %due.workload, "suspended CronJob: no Job created");
-                continue;
+        while out.len() < limit {
+            let batch = self.cooldown.take_due(now, limit - out.len());
+            if batch.is_empty() {
+                break;
             }
-            let plan = plan(
-                &due.workload,
-                workload,
-                &due.sources,
-                &self.sources,
-                &self.settings.plan,
-            );
-            if plan.is_empty() {
-                // Already current (perhaps a failed attempt went through after
-                // all): the next failure starts its backoff afresh.
-                self.attempts.remove(&due.workload);
-                metrics.skipped(Skipped::StrategyNotUpdated);
-                continue;
+            for due in batch {
+                match self.rollout_for(now, due, metrics) {
+                    Ok(rollout) => out.push(rollout),
+                    Err(workload) => self.cooldown.release(&workload),
+                }
             }
-            metrics.queue_latency(now.saturating_duration_since(queued_at));
-            out.push(Rollout {
-                workload: due.workload,
-                plan,
-                pending: due.sources,
-                suspended: workload.suspended,
-                queued_at,
-                pause: workload.pause.as_ref().map_or(Ok(false), |p| {
-                    p.should_pause(&self.settings.pause_period_annotation)
-                }),
-                restart: workload.rollout_strategy == RolloutStrategy::Restart,
-            });
         }
         metrics.queue_depth(self.cooldown.pending());
         out
+    }
+
+    /// The rollout for a due slot, or the workload back when it needs none.
+    fn rollout_for(
+        &mut self,
+        now: Instant,
+        due: Due,
+        metrics: &Metrics,
+    ) -> Result<Rollout, WorkloadId> {
+        let queued_at = self.queued_at.remove(&due.workload).unwrap_or(now);
+        let Some(workload) = self.workloads.get(&due.workload) else {
+            return Err(due.workload);
+        };
+        if workload.suspended {
+            // A suspended CronJob is never instantiated (as in Reloader),
+            // and nothing is reported as reloaded.
+            tracing::debug!(workload = %due.workload, "suspended CronJob: no Job created");
+            return Err(due.workload);
+        }
+        let plan = plan(
+            &due.workload,
+            workload,
+            &due.sources,
+            &self.sources,
+            &self.settings.plan,
+        );
+        if plan.is_empty() {
+            // Already current (perhaps a failed attempt went through after
+            // all): the next failure starts its backoff afresh.
+            self.attempts.remove(&due.workload);
+            metrics.skipped(Skipped::StrategyNotUpdated);
+            return Err(due.workload);
+        }
+        metrics.queue_latency(now.saturating_duration_since(queued_at));
+        Ok(Rollout {
+            workload: due.workload,
+            plan,
+            pending: due.sources,
+            suspended: workload.suspended,
+            queued_at,
+            pause: workload.pause.as_ref().map_or(Ok(false), |p| {
+                p.should_pause(&self.settings.pause_period_annotation)
+            }),
+            restart: workload.rollout_strategy == RolloutStrategy::Restart,
+        })
     }
 
     /// Reports how a rollout from [`Reconciler::take_due`] ended.
@@ -853,7 +874,8 @@ mod tests {
         }
 
         fn take(&mut self) -> Vec<Rollout> {
-            self.reconciler.take_due(self.now, &self.metrics)
+            self.reconciler
+                .take_due(self.now, &self.metrics, usize::MAX)
         }
 
         /// Advances past the gather window and takes what is due.

@@ -177,11 +177,12 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
     // The last error of each workload whose rollout is failing, to log it once.
     let mut failing: std::collections::HashMap<crate::model::WorkloadId, String> =
         std::collections::HashMap::new();
+    let mut in_flight: tokio::task::JoinSet<Finished> = tokio::task::JoinSet::new();
     loop {
         // A standby keeps queueing what it sees but never takes it: waking for
         // those due times (or paused Deployments to resume) would spin, since
         // they stay due. Becoming the leader wakes the loop through `leader_rx`.
-        let next_due = if *leader_rx.borrow() {
+        let next_due = if *leader_rx.borrow() && in_flight.len() < MAX_IN_FLIGHT {
             let resume_at = reconciler
                 .next_resume(Instant::now())
                 .map(|(_, at)| Instant::now() + until(at));
@@ -225,40 +226,15 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
                 }
             }
             _ = sleep => {}
-            changed = leader_rx.changed() => {
-                if changed.is_err() { break }
-                let leader = *leader_rx.borrow();
-                if leader && !was_leader && reconciler.is_synced() {
-                    // A change may have gone unhandled while nobody led.
-                    reconciler.catch_up(Instant::now(), &metrics);
-                }
-                was_leader = leader;
-            }
-            _ = &mut shutdown => break,
-        }
-        if *leader_rx.borrow() {
-            while let Some((id, at)) = reconciler.next_resume(Instant::now()) {
-                if !until(at).is_zero() {
-                    break;
-                }
-                reconciler.resume_tried(&id, Instant::now());
-                match executor.resume(&id).await {
-                    Ok(()) => tracing::info!(workload = %id, "pause period over; resumed"),
+            Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
+                let Finished { rollout, outcome, result, took } = match joined {
+                    Ok(finished) => finished,
+                    // A rollout task only ends by finishing (or by a panic, a bug).
                     Err(error) => {
-                        tracing::warn!(workload = %id, %error, "could not resume; will retry")
+                        tracing::error!(%error, "a rollout task failed");
+                        continue;
                     }
-                }
-            }
-            for rollout in reconciler.take_due(Instant::now(), &metrics) {
-                if !*leader_rx.borrow() {
-                    // Lost the lease while rolling the batch: leave the rest to
-                    // the new leader (it is put back, not performed).
-                    reconciler.finished(Instant::now(), rollout, Outcome::Failed);
-                    continue;
-                }
-                let started = Instant::now();
-                let (outcome, result) = executor.execute(&rollout).await;
-                let took = started.elapsed();
+                };
                 metrics.action(rollout.workload.kind, result.is_ok(), took);
                 metrics.reconciled(if result.is_ok() { "success" } else { "error" }, took);
                 metrics.reload_executed(result.is_ok(), &rollout.workload.namespace);
@@ -305,7 +281,57 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
                 }
                 reconciler.finished(Instant::now(), rollout, outcome);
             }
+            changed = leader_rx.changed() => {
+                if changed.is_err() { break }
+                let leader = *leader_rx.borrow();
+                if leader && !was_leader && reconciler.is_synced() {
+                    // A change may have gone unhandled while nobody led.
+                    reconciler.catch_up(Instant::now(), &metrics);
+                }
+                was_leader = leader;
+            }
+            _ = &mut shutdown => break,
         }
+        if *leader_rx.borrow() {
+            while let Some((id, at)) = reconciler.next_resume(Instant::now()) {
+                if !until(at).is_zero() {
+                    break;
+                }
+                reconciler.resume_tried(&id, Instant::now());
+                match executor.resume(&id).await {
+                    Ok(()) => tracing::info!(workload = %id, "pause period over; resumed"),
+                    Err(error) => {
+                        tracing::warn!(workload = %id, %error, "could not resume; will retry")
+                    }
+                }
+            }
+            // Planned now, from the index as it is now: a rollout started later
+            // carries the data known then. The loop goes on handling events while
+            // these run.
+            let room = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
+            for rollout in reconciler.take_due(Instant::now(), &metrics, room) {
+                let executor = executor.clone();
+                in_flight.spawn(async move {
+                    let started = Instant::now();
+                    let (outcome, result) = executor.execute(&rollout).await;
+                    Finished {
+                        rollout,
+                        outcome,
+                        result,
+                        took: started.elapsed(),
+                    }
+                });
+            }
+        }
+    }
+    // Rollouts already sent finish (each is one request or two), so that what
+    // they did is logged and counted; then the lease is released.
+    let drained = tokio::time::timeout(SHUTDOWN_DRAIN, async {
+        while in_flight.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("rollouts still running after {SHUTDOWN_DRAIN:?}; stopping anyway");
     }
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
@@ -316,6 +342,22 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
 }
 
 const NOTIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Rollouts running at once. Each is one PATCH (or a Job created): a few in
+/// parallel keep up with a burst of changes to many workloads without waiting
+/// on the API server one request at a time, and no workload has two at once.
+const MAX_IN_FLIGHT: usize = 8;
+
+/// How long a stopping operator waits for the rollouts it has started.
+const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A rollout that has run, for the loop to count, log and settle.
+struct Finished {
+    rollout: crate::reconcile::Rollout,
+    outcome: Outcome,
+    result: Result<(), crate::cluster::rollout::RolloutError>,
+    took: std::time::Duration,
+}
 
 /// `--webhook-url` mode: POSTs Reloader's body for one changed source, with
 /// two retries.

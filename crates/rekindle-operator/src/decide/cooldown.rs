@@ -10,6 +10,11 @@
 //! latest data because the executor reads the index when the slot falls due,
 //! not when the change was queued.
 //!
+//! Rollouts run concurrently, so a slot taken by [`Cooldown::take_due`] is in
+//! flight until [`Cooldown::rolled`], [`Cooldown::retry`] or
+//! [`Cooldown::release`]: a change arriving meanwhile waits for it, and one
+//! workload never has two rollouts at once.
+//!
 //! Pure: time is passed in, nothing sleeps.
 
 use std::collections::{BTreeSet, HashMap};
@@ -47,6 +52,8 @@ pub struct Cooldown {
 struct Slot {
     last_rollout: Option<Instant>,
     pending: Option<Pending>,
+    /// Taken by `take_due` and not yet settled.
+    in_flight: bool,
 }
 
 #[derive(Debug)]
@@ -102,32 +109,62 @@ impl Cooldown {
         Queued::New { due }
     }
 
-    /// The earliest time at which [`Cooldown::take_due`] has something to give.
+    /// The earliest time at which [`Cooldown::take_due`] has something to give
+    /// (a workload in flight gives nothing until it is settled).
     pub fn next_due(&self) -> Option<Instant> {
         self.slots
             .values()
+            .filter(|slot| !slot.in_flight)
             .filter_map(|slot| slot.pending.as_ref().map(|p| p.due))
             .min()
     }
 
-    /// Removes and returns every rollout due at `now`, in workload order.
-    /// Slots that have nothing pending and whose period has passed are dropped,
-    /// so the table follows the number of recently rolled workloads.
-    pub fn take_due(&mut self, now: Instant) -> Vec<Due> {
-        let mut due = Vec::new();
+    /// Removes and returns at most `limit` rollouts due at `now`, the longest
+    /// due first (then in workload order), and marks them in flight. Slots that
+    /// have nothing pending, are not in flight and whose period has passed are
+    /// dropped, so the table follows the number of recently rolled workloads.
+    pub fn take_due(&mut self, now: Instant, limit: usize) -> Vec<Due> {
         let period = self.period;
-        self.slots.retain(|workload, slot| {
-            if slot.pending.as_ref().is_some_and(|p| p.due <= now) {
-                let pending = slot.pending.take().expect("checked just above");
-                due.push(Due {
-                    workload: workload.clone(),
-                    sources: pending.sources,
-                });
-            }
-            slot.pending.is_some() || slot.last_rollout.is_some_and(|last| now < last + period)
+        let mut ready: Vec<(Instant, &WorkloadId)> = self
+            .slots
+            .iter()
+            .filter(|(_, slot)| !slot.in_flight)
+            .filter_map(|(id, slot)| Some((slot.pending.as_ref()?.due, id)))
+            .filter(|(due, _)| *due <= now)
+            .collect();
+        ready.sort();
+        let chosen: Vec<WorkloadId> = ready
+            .into_iter()
+            .take(limit)
+            .map(|(_, id)| id.clone())
+            .collect();
+        let mut due = Vec::with_capacity(chosen.len());
+        for workload in chosen {
+            let slot = self
+                .slots
+                .get_mut(&workload)
+                .expect("chosen from the table");
+            let pending = slot.pending.take().expect("chosen for its pending rollout");
+            slot.in_flight = true;
+            due.push(Due {
+                workload,
+                sources: pending.sources,
+            });
+        }
+        self.slots.retain(|_, slot| {
+            slot.in_flight
+                || slot.pending.is_some()
+                || slot.last_rollout.is_some_and(|last| now < last + period)
         });
-        due.sort_by(|a, b| a.workload.cmp(&b.workload));
         due
+    }
+
+    /// Settles a taken slot that needed no rollout after all (already current,
+    /// suspended): a change queued meanwhile keeps its time.
+    pub fn release(&mut self, workload: &WorkloadId) {
+        if let Some(slot) = self.slots.get_mut(workload) {
+            slot.in_flight = false;
+        }
     }
 
     /// Records that `workload` was rolled at `now`: the next change waits for
@@ -135,6 +172,7 @@ impl Cooldown {
     /// flight (it was not in that rollout, and must not make a third one).
     pub fn rolled(&mut self, workload: &WorkloadId, now: Instant) {
         let slot = self.slots.entry(workload.clone()).or_default();
+        slot.in_flight = false;
         slot.last_rollout = Some(now);
         if let Some(pending) = &mut slot.pending {
             pending.due = pending.due.max(now + self.period);
@@ -146,6 +184,7 @@ impl Cooldown {
     /// only if it is not before `due`.
     pub fn retry(&mut self, workload: &WorkloadId, sources: BTreeSet<SourceId>, due: Instant) {
         let slot = self.slots.entry(workload.clone()).or_default();
+        slot.in_flight = false;
         match &mut slot.pending {
             Some(pending) => {
                 pending.sources.extend(sources);
@@ -198,8 +237,8 @@ mod tests {
             cooldown.enqueue(t0, &web, &mk_source("a"), true),
             Queued::New { due: t0 + WINDOW }
         );
-        assert!(cooldown.take_due(t0 + ms(99)).is_empty());
-        let due = cooldown.take_due(t0 + WINDOW);
+        assert!(cooldown.take_due(t0 + ms(99), usize::MAX).is_empty());
+        let due = cooldown.take_due(t0 + WINDOW, usize::MAX);
         assert_eq!(
             due,
             vec![Due {
@@ -219,7 +258,7 @@ mod tests {
             cooldown.enqueue(t0, &web, &mk_source("a"), false),
             Queued::New { due: t0 }
         );
-        assert_eq!(cooldown.take_due(t0).len(), 1);
+        assert_eq!(cooldown.take_due(t0, usize::MAX).len(), 1);
     }
 
     #[test]
@@ -232,7 +271,7 @@ mod tests {
             cooldown.enqueue(t0 + ms(30), &web, &mk_source("b"), true),
             Queued::Coalesced { due: t0 + WINDOW }
         );
-        let due = cooldown.take_due(t0 + WINDOW);
+        let due = cooldown.take_due(t0 + WINDOW, usize::MAX);
         assert_eq!(due.len(), 1);
         assert_eq!(
             due[0].sources,
@@ -247,7 +286,7 @@ mod tests {
         let web = mk_workload("web");
         cooldown.enqueue(t0, &web, &mk_source("a"), true);
         let rolled_at = t0 + WINDOW;
-        assert_eq!(cooldown.take_due(rolled_at).len(), 1);
+        assert_eq!(cooldown.take_due(rolled_at, usize::MAX).len(), 1);
         cooldown.rolled(&web, rolled_at);
 
         // 19 more changes during the period: one trailing rollout at its end.
@@ -255,9 +294,13 @@ mod tests {
             let queued = cooldown.enqueue(rolled_at + ms(i * 100), &web, &mk_source("a"), true);
             assert_eq!(queued.due(), rolled_at + PERIOD);
         }
-        assert!(cooldown.take_due(rolled_at + PERIOD - ms(1)).is_empty());
+        assert!(
+            cooldown
+                .take_due(rolled_at + PERIOD - ms(1), usize::MAX)
+                .is_empty()
+        );
         assert_eq!(cooldown.next_due(), Some(rolled_at + PERIOD));
-        assert_eq!(cooldown.take_due(rolled_at + PERIOD).len(), 1);
+        assert_eq!(cooldown.take_due(rolled_at + PERIOD, usize::MAX).len(), 1);
         assert_eq!(cooldown.pending(), 0);
     }
 
@@ -305,14 +348,73 @@ mod tests {
         let mut cooldown = Cooldown::new(PERIOD, WINDOW);
         let web = mk_workload("web");
         cooldown.enqueue(t0, &web, &mk_source("a"), true);
-        assert_eq!(cooldown.take_due(t0 + WINDOW).len(), 1);
+        assert_eq!(cooldown.take_due(t0 + WINDOW, usize::MAX).len(), 1);
         // In flight: the next change is queued before the rollout is done.
         cooldown.enqueue(t0 + ms(150), &web, &mk_source("a"), true);
         let done = t0 + ms(400);
         cooldown.rolled(&web, done);
         assert_eq!(cooldown.next_due(), Some(done + PERIOD));
-        assert!(cooldown.take_due(done + PERIOD - ms(1)).is_empty());
-        assert_eq!(cooldown.take_due(done + PERIOD).len(), 1);
+        assert!(
+            cooldown
+                .take_due(done + PERIOD - ms(1), usize::MAX)
+                .is_empty()
+        );
+        assert_eq!(cooldown.take_due(done + PERIOD, usize::MAX).len(), 1);
+    }
+
+    #[test]
+    fn a_workload_in_flight_is_not_taken_twice() {
+        let t0 = Instant::now();
+        let mut cooldown = Cooldown::new(PERIOD, WINDOW);
+        let web = mk_workload("web");
+        cooldown.enqueue(t0, &web, &mk_source("a"), false);
+        assert_eq!(cooldown.take_due(t0, usize::MAX).len(), 1);
+        // A change while the rollout runs: nothing is due until it is settled,
+        // however late it gets.
+        cooldown.enqueue(t0 + ms(10), &web, &mk_source("a"), false);
+        assert_eq!(cooldown.next_due(), None);
+        assert!(cooldown.take_due(t0 + PERIOD * 5, usize::MAX).is_empty());
+        assert_eq!(cooldown.pending(), 1);
+        let done = t0 + ms(50);
+        cooldown.rolled(&web, done);
+        assert_eq!(cooldown.next_due(), Some(done + PERIOD));
+        assert_eq!(cooldown.take_due(done + PERIOD, usize::MAX).len(), 1);
+    }
+
+    #[test]
+    fn a_released_slot_gives_a_change_queued_meanwhile_at_its_time() {
+        let t0 = Instant::now();
+        let mut cooldown = Cooldown::new(PERIOD, WINDOW);
+        let web = mk_workload("web");
+        cooldown.enqueue(t0, &web, &mk_source("a"), false);
+        assert_eq!(cooldown.take_due(t0, usize::MAX).len(), 1);
+        cooldown.enqueue(t0 + ms(10), &web, &mk_source("b"), false);
+        // Nothing was rolled (already current): no period to wait.
+        cooldown.release(&web);
+        assert_eq!(cooldown.next_due(), Some(t0 + ms(10)));
+        let due = cooldown.take_due(t0 + ms(10), usize::MAX);
+        assert_eq!(due[0].sources, BTreeSet::from([mk_source("b")]));
+    }
+
+    #[test]
+    fn a_limited_take_gives_the_longest_due_first() {
+        let t0 = Instant::now();
+        let mut cooldown = Cooldown::new(PERIOD, Duration::ZERO);
+        for (i, name) in ["c", "a", "b"].into_iter().enumerate() {
+            cooldown.enqueue(
+                t0 + ms(i as u64),
+                &mk_workload(name),
+                &mk_source("s"),
+                false,
+            );
+        }
+        let first = cooldown.take_due(t0 + ms(5), 2);
+        let names: Vec<&str> = first.iter().map(|d| d.workload.name.as_str()).collect();
+        assert_eq!(names, ["c", "a"]);
+        assert_eq!(cooldown.pending(), 1);
+        let rest = cooldown.take_due(t0 + ms(5), 2);
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].workload.name, "b");
     }
 
     #[test]
@@ -321,11 +423,11 @@ mod tests {
         let mut cooldown = Cooldown::new(PERIOD, WINDOW);
         let web = mk_workload("web");
         cooldown.enqueue(t0, &web, &mk_source("a"), true);
-        let due = cooldown.take_due(t0 + WINDOW).remove(0);
+        let due = cooldown.take_due(t0 + WINDOW, usize::MAX).remove(0);
         cooldown.retry(&web, due.sources, t0 + ms(1100));
         cooldown.enqueue(t0 + ms(200), &web, &mk_source("b"), true);
-        assert!(cooldown.take_due(t0 + ms(1000)).is_empty());
-        let again = cooldown.take_due(t0 + ms(1100));
+        assert!(cooldown.take_due(t0 + ms(1000), usize::MAX).is_empty());
+        let again = cooldown.take_due(t0 + ms(1100), usize::MAX);
         assert_eq!(
             again[0].sources,
             BTreeSet::from([mk_source("a"), mk_source("b")])
@@ -337,7 +439,7 @@ mod tests {
         let t0 = Instant::now();
         let mut cooldown = Cooldown::new(PERIOD, WINDOW);
         cooldown.rolled(&mk_workload("web"), t0);
-        cooldown.take_due(t0 + PERIOD);
+        cooldown.take_due(t0 + PERIOD, usize::MAX);
         assert!(cooldown.slots.is_empty());
     }
 }
