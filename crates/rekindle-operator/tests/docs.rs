@@ -7,10 +7,9 @@ mod support;
 
 use std::process::Command;
 
-use kube::api::{Api, DynamicObject, PostParams};
-use kube::core::GroupVersionKind;
 use rekindle_testenv::docs::{
-    check_help_blocks, commands_of, flags_of, manifests, markdown_files, repo_root,
+    ManifestError, check_help_blocks, commands_of, create_document, flags_of, manifests,
+    markdown_files, repo_root,
 };
 use serde_json::Value;
 use support::*;
@@ -71,36 +70,15 @@ async fn every_manifest_in_the_docs_is_accepted_by_the_api_server() {
                 continue;
             }
             let kind = doc["kind"].as_str().expect("kind");
-            let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-            let gvk = GroupVersionKind::gvk(group, version, kind);
-            // A kind this 1.20 server does not serve (a PodMonitor without its CRD) is
-            // named, not silently skipped.
-            let Ok((resource, caps)) = kube::discovery::pinned_kind(&cluster.client, &gvk).await
-            else {
-                panic!("{}: {api_version} {kind} is not served", file.display());
-            };
-            let object: DynamicObject = serde_json::from_value(doc.clone()).expect("object");
-            let api: Api<DynamicObject> = match caps.scope {
-                kube::discovery::Scope::Namespaced => {
-                    let ns = object.metadata.namespace.as_deref().unwrap_or(namespace);
-                    Api::namespaced_with(cluster.client.clone(), ns, &resource)
-                }
-                kube::discovery::Scope::Cluster => Api::all_with(cluster.client.clone(), &resource),
-            };
-            let params = PostParams {
-                dry_run: true,
-                ..PostParams::default()
-            };
-            if let Err(error) = api.create(&params, &object).await {
+            let name = doc["metadata"]["name"].as_str();
+            match create_document(&cluster.client, &doc, namespace, true).await {
+                Ok(()) => {}
                 // A namespace a manifest names may not exist here: that is not the
                 // manifest's fault.
-                let missing_namespace = matches!(&error, kube::Error::Api(s) if s.code == 404);
-                assert!(
-                    missing_namespace,
-                    "{}: {kind} {:?} rejected: {error}",
-                    file.display(),
-                    object.metadata.name
-                );
+                Err(ManifestError::Rejected(kube::Error::Api(status))) if status.code == 404 => {}
+                // A kind this 1.20 server does not serve (a PodMonitor without its CRD)
+                // is named, not silently skipped.
+                Err(error) => panic!("{}: {kind} {name:?}: {error}", file.display()),
             }
             applied += 1;
         }

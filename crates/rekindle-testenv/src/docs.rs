@@ -1,7 +1,8 @@
 //! Keeping the documentation true: the tests of each binary use these to check that
 //! the `--help` text embedded in its reference page is the binary's own, that every
-//! flag a documented command uses exists, and (with the control plane) that every
-//! manifest in the docs is accepted by a real API server.
+//! flag a documented command uses exists, and (with the control plane,
+//! `create_document`) that every manifest in the docs and the recipes is accepted by a
+//! real API server.
 //!
 //! A reference page holds generated blocks between markers:
 //!
@@ -73,8 +74,8 @@ pub fn check_help_blocks(page: &Path, help: impl Fn(&[&str]) -> String) -> Vec<S
     checked
 }
 
-/// Every Markdown file of the documentation: `README.md`, `docs/**`, and each crate's
-/// and `deploy/`'s README.
+/// Every Markdown file of the documentation: `README.md`, `docs/**`, each crate's,
+/// example's and recipe's README (`examples/recipes/*/README.md`), and `deploy/`'s.
 pub fn markdown_files() -> Vec<PathBuf> {
     let root = repo_root();
     let mut files = vec![root.join("README.md")];
@@ -89,7 +90,7 @@ pub fn markdown_files() -> Vec<PathBuf> {
             }
         }
     }
-    for parent in ["crates", "deploy", "examples"] {
+    for parent in ["crates", "deploy", "examples", "examples/recipes"] {
         for entry in fs::read_dir(root.join(parent))
             .into_iter()
             .flatten()
@@ -223,6 +224,77 @@ pub fn manifests() -> Vec<(PathBuf, String)> {
         }
     }
     found
+}
+
+/// Why the API server did not take a manifest's document ([`create_document`]).
+#[cfg(feature = "cluster")]
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The document is not a Kubernetes object (no `apiVersion` or `kind`, or a
+    /// `metadata` that does not parse).
+    #[error("not a Kubernetes object: {0}")]
+    Malformed(String),
+    /// This API server does not serve the kind (a CRD that is not installed, or an API
+    /// newer than the server).
+    #[error("{api_version} {kind} is not served by this API server")]
+    NotServed {
+        api_version: String,
+        kind: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// The API server refused the object: validation, admission, or a missing namespace
+    /// (a 404).
+    #[error("rejected: {0}")]
+    Rejected(#[source] kube::Error),
+}
+
+/// Creates one document of a manifest on the API server, as `kubectl create` would:
+/// the kind is looked up by discovery, a namespaced object goes to its own namespace or
+/// else to `namespace`. With `dry_run`, the server validates and admits it without
+/// storing it (`?dryRun=All`), which is how the tests check manifests.
+#[cfg(feature = "cluster")]
+pub async fn create_document(
+    client: &kube::Client,
+    doc: &serde_json::Value,
+    namespace: &str,
+    dry_run: bool,
+) -> Result<(), ManifestError> {
+    use kube::api::{Api, DynamicObject, PostParams};
+    use kube::core::GroupVersionKind;
+    use kube::discovery::Scope;
+
+    let api_version = doc.get("apiVersion").and_then(serde_json::Value::as_str);
+    let kind = doc.get("kind").and_then(serde_json::Value::as_str);
+    let (Some(api_version), Some(kind)) = (api_version, kind) else {
+        return Err(ManifestError::Malformed("no apiVersion or kind".to_owned()));
+    };
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    let (resource, caps) = kube::discovery::pinned_kind(client, &gvk)
+        .await
+        .map_err(|source| ManifestError::NotServed {
+            api_version: api_version.to_owned(),
+            kind: kind.to_owned(),
+            source,
+        })?;
+    let object: DynamicObject =
+        serde_json::from_value(doc.clone()).map_err(|e| ManifestError::Malformed(e.to_string()))?;
+    let api: Api<DynamicObject> = match caps.scope {
+        Scope::Namespaced => {
+            let ns = object.metadata.namespace.as_deref().unwrap_or(namespace);
+            Api::namespaced_with(client.clone(), ns, &resource)
+        }
+        Scope::Cluster => Api::all_with(client.clone(), &resource),
+    };
+    let params = PostParams {
+        dry_run,
+        ..PostParams::default()
+    };
+    api.create(&params, &object)
+        .await
+        .map_err(ManifestError::Rejected)?;
+    Ok(())
 }
 
 #[cfg(test)]
