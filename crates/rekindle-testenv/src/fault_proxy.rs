@@ -167,11 +167,7 @@ pub fn is_list(line: &str) -> bool {
         ["apis", _group, _version, rest @ ..] => rest,
         _ => return false,
     };
-    match rest {
-        [_resource] => true,
-        ["namespaces", _namespace, _resource] => true,
-        _ => false,
-    }
+    matches!(rest, [_] | ["namespaces", _, _])
 }
 
 fn kubeconfig_text(addr: SocketAddr) -> String {
