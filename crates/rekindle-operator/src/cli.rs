@@ -481,8 +481,8 @@ pub struct Settings {
     /// Only ConfigMaps and Secrets matching this label selector are watched.
     pub resource_label_selector: Option<String>,
     /// The kinds of source watched. A SecretProviderClass is listed with
-    /// `--enable-csi-integration` (accepted; SecretProviderClasses are not
-    /// watched yet, and the operator warns at start).
+    /// `--enable-csi-integration` (watched through the CSI driver's
+    /// SecretProviderClassPodStatuses).
     pub sources: BTreeSet<SourceKind>,
     /// `--ignored-workload-types`.
     pub ignored_workload_types: BTreeSet<WorkloadKind>,

@@ -151,6 +151,10 @@ const VALUE_SETS: &[(&str, &str)] = &[
         "reloader:\n  watchGlobally: false\nrekindle:\n  namespaces: [apps, web]\n",
     ),
     (
+        "reloader namespaces",
+        "reloader:\n  watchGlobally: false\n  namespaces: \"apps, web\"\n",
+    ),
+    (
         "ha",
         "reloader:\n  enableHA: true\n  deployment:\n    replicas: 2\n",
     ),
@@ -174,6 +178,11 @@ reloader:
   logLevel: debug
   enableMetricsByNamespace: true
   webhookUrl: "http://hooks.example.invalid/reload"
+  enableCSIIntegration: true
+  custom_annotations:
+    auto: example.com/auto
+    configmap: example.com/configmaps
+    pauseTime: example.com/paused-at
 rekindle:
   cooldown: 30s
   hash: reloader-sha1
@@ -713,7 +722,15 @@ fn the_chart_lints_and_refuses_values_that_cannot_run() {
         ("reloader: {enableHA: \"yes\"}", "reloader.enableHA"),
         (
             "rekindle: {namespaces: [apps]}",
-            "needs reloader.watchGlobally=false",
+            "need reloader.watchGlobally=false",
+        ),
+        (
+            "reloader: {namespaces: apps}",
+            "need reloader.watchGlobally=false",
+        ),
+        (
+            "reloader: {custom_annotations: {reload: x}}",
+            "reloader.custom_annotations.reload: not one of",
         ),
         ("reloader: {isOpenshift: true}", "DeploymentConfigs"),
         (
@@ -808,6 +825,11 @@ fn the_operator_accepts_what_each_rendering_passes_it() {
         chart("listed namespaces").scope,
         NamespaceScope::Only(names(&["apps", "web"]))
     );
+    // Reloader's string, and the release namespace its chart adds.
+    assert_eq!(
+        chart("reloader namespaces").scope,
+        NamespaceScope::Only(names(&["apps", "web", "tools"]))
+    );
     let ha = chart("ha").ha.expect("enableHA");
     assert_eq!(
         (ha.identity.as_str(), ha.lease_namespace.as_str()),
@@ -824,7 +846,18 @@ fn the_operator_accepts_what_each_rendering_passes_it() {
         }
     );
     assert_eq!(s.resource_label_selector.as_deref(), Some("reload=yes"));
-    assert_eq!(s.sources, BTreeSet::from([SourceKind::ConfigMap]));
+    assert_eq!(
+        s.sources,
+        BTreeSet::from([SourceKind::ConfigMap, SourceKind::SecretProviderClass])
+    );
+    let overrides = &s.annotation_overrides;
+    assert_eq!(overrides.auto.as_deref(), Some("example.com/auto"));
+    assert_eq!(
+        overrides.configmap_reload.as_deref(),
+        Some("example.com/configmaps")
+    );
+    assert_eq!(overrides.paused_at.as_deref(), Some("example.com/paused-at"));
+    assert_eq!(overrides.secret_reload, None);
     assert_eq!(
         s.ignored_workload_types,
         BTreeSet::from([WorkloadKind::Job, WorkloadKind::CronJob])

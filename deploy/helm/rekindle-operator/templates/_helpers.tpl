@@ -47,10 +47,32 @@ app.kubernetes.io/part-of: rekindle
 {{- end }}
 {{- end }}
 
+{{/*
+The namespaces listed for --namespaces, as a list: rekindle.namespaces, and Reloader's
+reloader.namespaces (a comma-separated string), to which Reloader's chart adds the release
+namespace; empty when neither is set.
+*/}}
+{{- define "rekindle-operator.listedNamespaces" -}}
+{{- $listed := list }}
+{{- range .Values.rekindle.namespaces }}
+{{- $listed = append $listed (toString .) }}
+{{- end }}
+{{- with .Values.reloader.namespaces }}
+{{- range splitList "," (toString .) }}
+{{- if trim . }}
+{{- $listed = append $listed (trim .) }}
+{{- end }}
+{{- end }}
+{{- $listed = append $listed $.Release.Namespace }}
+{{- end }}
+{{- toYaml (uniq $listed) }}
+{{- end }}
+
 {{/* The namespaces watched with Roles (reloader.watchGlobally=false), as a list. */}}
 {{- define "rekindle-operator.watchedNamespaces" -}}
-{{- if .Values.rekindle.namespaces }}
-{{- toYaml .Values.rekindle.namespaces }}
+{{- $listed := include "rekindle-operator.listedNamespaces" . | fromYamlArray }}
+{{- if $listed }}
+{{- toYaml $listed }}
 {{- else }}
 {{- toYaml (list .Release.Namespace) }}
 {{- end }}
@@ -68,8 +90,8 @@ value named.
 {{- if not (has (toString $r.reloadStrategy) (list "default" "env-vars" "annotations")) }}
 {{- fail (printf "reloader.reloadStrategy: %q is not a strategy; use default, env-vars or annotations" (toString $r.reloadStrategy)) }}
 {{- end }}
-{{- if and .Values.rekindle.namespaces $r.watchGlobally }}
-{{- fail "rekindle.namespaces needs reloader.watchGlobally=false (it replaces watching every namespace)" }}
+{{- if and (or .Values.rekindle.namespaces $r.namespaces) $r.watchGlobally }}
+{{- fail "rekindle.namespaces and reloader.namespaces need reloader.watchGlobally=false (they replace watching every namespace)" }}
 {{- end }}
 {{- if $r.isOpenshift }}
 {{- fail "reloader.isOpenshift: rekindle-operator does not roll OpenShift DeploymentConfigs" }}
@@ -81,8 +103,9 @@ value named.
 {{- $r := .Values.reloader }}
 {{- $k := .Values.rekindle }}
 - --metrics-addr=:9090
-{{- if $k.namespaces }}
-- --namespaces={{ join "," $k.namespaces }}
+{{- $listed := include "rekindle-operator.listedNamespaces" . | fromYamlArray }}
+{{- if $listed }}
+- --namespaces={{ join "," $listed }}
 {{- end }}
 {{- if $r.watchGlobally }}
 {{- with $r.namespaceSelector }}
@@ -136,6 +159,20 @@ value named.
 {{- end }}
 {{- if $r.enableHA }}
 - --enable-ha
+{{- end }}
+{{- if $r.enableCSIIntegration }}
+- --enable-csi-integration
+{{- end }}
+{{- with $r.custom_annotations }}
+{{- $flags := dict "configmap" "configmap-annotation" "secret" "secret-annotation" "auto" "auto-annotation" "configmap_auto" "configmap-auto-annotation" "secret_auto" "secret-auto-annotation" "search" "auto-search-annotation" "match" "search-match-annotation" "ignore" "ignore-annotation" "pausePeriod" "pause-deployment-annotation" "pauseTime" "pause-deployment-time-annotation" }}
+{{- range $name, $value := . }}
+{{- if not (hasKey $flags $name) }}
+{{- fail (printf "reloader.custom_annotations.%s: not one of Reloader's annotation overrides (%s)" $name (keys $flags | sortAlpha | join ", ")) }}
+{{- end }}
+{{- if $value }}
+- --{{ get $flags $name }}={{ $value }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- with $k.cooldown }}
 - --cooldown={{ . }}
