@@ -856,7 +856,10 @@ fn the_operator_accepts_what_each_rendering_passes_it() {
         overrides.configmap_reload.as_deref(),
         Some("example.com/configmaps")
     );
-    assert_eq!(overrides.paused_at.as_deref(), Some("example.com/paused-at"));
+    assert_eq!(
+        overrides.paused_at.as_deref(),
+        Some("example.com/paused-at")
+    );
     assert_eq!(overrides.secret_reload, None);
     assert_eq!(
         s.ignored_workload_types,
