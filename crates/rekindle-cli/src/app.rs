@@ -6,51 +6,34 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{CommandFactory, Parser};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, LogArgs};
 use crate::compat::{self, ConfigmapReloadArgs, Invocation};
 use crate::plan::WatchPlan;
 use crate::{logging, supervisor, watch};
 
-enum Job {
+/// What the command line asks for, decided before any runtime or logging exists.
+pub(crate) enum Job {
     Watch(WatchPlan),
     Run(crate::cli::RunArgs),
     #[cfg(feature = "kube")]
     Sync(crate::cli::SyncArgs),
     #[cfg(feature = "kube")]
     Status(crate::status::StatusArgs),
+    /// Synchronous and quick: runs without a runtime or logging set-up.
+    Doctor(crate::doctor::DoctorArgs),
 }
 
+/// Runs the command line of this process.
 pub fn run() -> anyhow::Result<ExitCode> {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let (job, log) = match compat::detect(&args, |k| std::env::var(k).ok()) {
-        Invocation::Native(args) => {
-            let cli = parse_or_exit::<Cli>(args);
-            let job = match cli.command {
-                Command::Watch(w) => Job::Watch(WatchPlan::from_args(w)),
-                Command::Run(r) => Job::Run(r),
-                #[cfg(feature = "kube")]
-                Command::Sync(s) => Job::Sync(s),
-                // Synchronous and quick: no runtime, no logging set-up.
-                Command::Doctor(d) => return Ok(crate::doctor::run(d)),
-                #[cfg(feature = "kube")]
-                Command::Status(s) => Job::Status(s),
-            };
-            (job, cli.log)
-        }
-        Invocation::ConfigmapReload(args) => {
-            let cmr = parse_or_exit::<ConfigmapReloadArgs>(compat::go_style_to_clap(&args));
-            let log = cmr.log.clone();
-            (Job::Watch(cmr.into_plan()), log)
-        }
-        Invocation::ConfigReloaderSidecar => {
-            let (plan, log) = match compat::sidecar_plan(|k| std::env::var(k).ok()) {
-                Ok(found) => found,
-                Err(e) => Cli::command()
-                    .error(clap::error::ErrorKind::MissingRequiredArgument, e)
-                    .exit(),
-            };
-            (Job::Watch(plan), log)
-        }
+    let (job, log) = match parse(&args, |k| std::env::var(k).ok()) {
+        Ok(parsed) => parsed,
+        // Usage errors exit with code 2; --help and --version with 0.
+        Err(error) => error.exit(),
+    };
+    let job = match job {
+        Job::Doctor(args) => return Ok(crate::doctor::run(args)),
+        job => job,
     };
     logging::init(&log);
     tracing::debug!(?log, "starting");
@@ -68,13 +51,49 @@ pub fn run() -> anyhow::Result<ExitCode> {
             Job::Sync(args) => crate::sync::run(args).await,
             #[cfg(feature = "kube")]
             Job::Status(args) => crate::status::run(args).await,
+            Job::Doctor(_) => unreachable!("doctor runs before the runtime starts"),
         }
     })
 }
 
-/// Parses with clap; bad flags print a usage error and exit with code 2.
-fn parse_or_exit<P: Parser>(args: Vec<OsString>) -> P {
+/// Decides the job from the arguments (without the program name) and the
+/// environment, in any of the three command-line dialects. Pure: it reads no
+/// files and starts nothing, so it can be fed arbitrary input.
+pub(crate) fn parse(
+    args: &[OsString],
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<(Job, LogArgs), clap::Error> {
+    Ok(match compat::detect(args, &env) {
+        Invocation::Native(args) => {
+            let cli = try_parse::<Cli>(args)?;
+            let job = match cli.command {
+                Command::Watch(w) => Job::Watch(WatchPlan::from_args(w)),
+                Command::Run(r) => Job::Run(r),
+                #[cfg(feature = "kube")]
+                Command::Sync(s) => Job::Sync(s),
+                Command::Doctor(d) => Job::Doctor(d),
+                #[cfg(feature = "kube")]
+                Command::Status(s) => Job::Status(s),
+            };
+            (job, cli.log)
+        }
+        Invocation::ConfigmapReload(args) => {
+            let cmr = try_parse::<ConfigmapReloadArgs>(compat::go_style_to_clap(&args))?;
+            let log = cmr.log.clone();
+            (Job::Watch(cmr.into_plan()), log)
+        }
+        Invocation::ConfigReloaderSidecar => {
+            let (plan, log) = compat::sidecar_plan(&env).map_err(|e| {
+                Cli::command().error(clap::error::ErrorKind::MissingRequiredArgument, e)
+            })?;
+            (Job::Watch(plan), log)
+        }
+    })
+}
+
+/// Parses with clap, as the program `rekindle`.
+fn try_parse<P: Parser>(args: Vec<OsString>) -> Result<P, clap::Error> {
     let argv = std::iter::once(OsString::from("rekindle")).chain(args);
-    let matches = P::command().get_matches_from(argv);
-    P::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    let matches = P::command().try_get_matches_from(argv)?;
+    P::from_arg_matches(&matches)
 }

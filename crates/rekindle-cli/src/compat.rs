@@ -93,22 +93,28 @@ pub fn detect(args: &[OsString], env: impl Fn(&str) -> Option<String>) -> Invoca
     }
 }
 
-/// Go's flag package accepts `-flag`; clap wants `--flag`.
+/// Go's flag package accepts `-flag`; clap wants `--flag`. Works on the bytes,
+/// so that a value which is not UTF-8 (a directory name, say) passes unchanged.
 pub fn go_style_to_clap(args: &[OsString]) -> Vec<OsString> {
+    use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
     let mut out = Vec::with_capacity(args.len());
     let mut value_next = false;
     for arg in args {
-        let text = arg.to_string_lossy();
+        let bytes = arg.as_bytes();
         let is_flag =
-            !value_next && text.starts_with('-') && !text.starts_with("--") && text.len() > 2;
+            !value_next && bytes.starts_with(b"-") && !bytes.starts_with(b"--") && bytes.len() > 2;
         if is_flag {
-            out.push(OsString::from(format!("-{text}")));
+            let mut long = Vec::with_capacity(bytes.len() + 1);
+            long.push(b'-');
+            long.extend_from_slice(bytes);
+            out.push(OsString::from_vec(long));
         } else {
             out.push(arg.clone());
         }
         // A flag without `=value` takes the next argument as its value
         // (none of configmap-reload's flags is a boolean).
-        value_next = !value_next && text.starts_with('-') && !text.contains('=') && text != "--";
+        value_next =
+            !value_next && bytes.starts_with(b"-") && !bytes.contains(&b'=') && bytes != b"--";
     }
     out
 }
@@ -284,6 +290,22 @@ mod tests {
                 "3"
             ])
         );
+    }
+
+    /// Found by fuzzing: the flag was rebuilt from a lossy UTF-8 copy, so a
+    /// directory name that is not UTF-8 became another directory.
+    #[test]
+    fn go_flags_keep_bytes_that_are_not_utf8() {
+        use std::os::unix::ffi::OsStringExt as _;
+        let dir = OsString::from_vec(b"-volume-dir=/etc/caf\xe9".to_vec());
+        let value = OsString::from_vec(b"/etc/\xff".to_vec());
+        let out = go_style_to_clap(&[dir, OsString::from("-volume-dir"), value.clone()]);
+        assert_eq!(
+            out[0],
+            OsString::from_vec(b"--volume-dir=/etc/caf\xe9".to_vec())
+        );
+        assert_eq!(out[1], OsString::from("--volume-dir"));
+        assert_eq!(out[2], value);
     }
 
     #[test]

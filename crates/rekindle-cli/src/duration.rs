@@ -80,21 +80,34 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
     to_duration(total, text)
 }
 
-/// `number` (digits, at most one `.`) times `scale` nanoseconds. Integers are
-/// computed exactly; fractions through `f64`, which is precise enough for them.
+/// `number` (digits, at most one `.`) times `scale` nanoseconds, computed in
+/// exact decimal: `0.1s` is 100ms, not what a binary float makes of it, and
+/// integers wider than 64 bits are not rounded. A fraction below a nanosecond
+/// is dropped, as Go's `time.ParseDuration` drops it. A value too large for
+/// `u128` saturates, so that it is reported as an overflow, not as garbage.
 fn nanos(number: &str, scale: u64) -> Option<u128> {
-    if number.is_empty() {
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !all_digits(whole) || !all_digits(fraction) {
         return None;
     }
-    if let Ok(whole) = number.parse::<u64>() {
-        return Some(u128::from(whole) * u128::from(scale));
+    let scale = u128::from(scale);
+    let mut total: u128 = 0;
+    for digit in whole.bytes() {
+        total = total
+            .saturating_mul(10)
+            .saturating_add(u128::from(digit - b'0'));
     }
-    // Only digits and one `.` reach here; `f64` parses those (and rejects `1.2.3`
-    // or `.`). The product is finite and non-negative, so the cast is exact enough,
-    // and values beyond u128 saturate into an overflow later.
-    let value: f64 = number.parse().ok()?;
-    let product = value * scale as f64;
-    product.is_finite().then_some(product.round() as u128)
+    total = total.saturating_mul(scale);
+    // The largest scale (an hour) has 13 digits, so digits past the 20th of
+    // the fraction cannot reach a whole nanosecond.
+    let mut numerator: u128 = 0;
+    let mut denominator: u128 = 1;
+    for digit in fraction.bytes().take(20) {
+        numerator = numerator * 10 + u128::from(digit - b'0');
+        denominator *= 10;
+    }
+    Some(total.saturating_add(numerator * scale / denominator))
 }
 
 fn to_duration(total_nanos: u128, text: &str) -> Result<Duration, DurationError> {
@@ -279,6 +292,33 @@ mod tests {
         assert!(parse("1.2.3s").is_err());
         assert!(parse(".s").is_err());
         assert!(parse("1e3").is_err());
+    }
+
+    /// Found by fuzzing: integers beyond `u64` and fractions went through
+    /// `f64`, so `18446744073709551617ns` lost its last digit and `0.3s`
+    /// depended on binary rounding.
+    #[test]
+    fn integers_beyond_u64_and_fractions_are_exact() {
+        assert_eq!(
+            parse("18446744073709551617ns"),
+            Ok(Duration::new(18_446_744_073, 709_551_617))
+        );
+        assert_eq!(parse("0.3s"), Ok(Duration::from_millis(300)));
+        assert_eq!(parse("0.1h"), Ok(Duration::from_secs(360)));
+        assert_eq!(parse("1.000000001s"), Ok(Duration::new(1, 1)));
+        assert_eq!(parse("1.0000000019s"), Ok(Duration::new(1, 1)));
+        assert_eq!(parse("1.5ns"), Ok(Duration::from_nanos(1)));
+        assert_eq!(
+            parse("0.00000000000000000000000000001h"),
+            Ok(Duration::ZERO)
+        );
+        assert_eq!(parse("5."), Ok(Duration::from_secs(5)));
+        let huge = "9".repeat(60);
+        assert!(matches!(
+            parse(&format!("{huge}ns")),
+            Err(DurationError::Overflow(_))
+        ));
+        assert!(matches!(parse(&huge), Err(DurationError::Overflow(_))));
     }
 
     #[test]

@@ -7,13 +7,19 @@ const NAMED: &[(&str, Signal)] = &[
     ("HUP", Signal::HUP),
     ("INT", Signal::INT),
     ("QUIT", Signal::QUIT),
+    ("ILL", Signal::ILL),
+    ("TRAP", Signal::TRAP),
     ("ABRT", Signal::ABORT),
+    ("BUS", Signal::BUS),
+    ("FPE", Signal::FPE),
     ("KILL", Signal::KILL),
     ("USR1", Signal::USR1),
+    ("SEGV", Signal::SEGV),
     ("USR2", Signal::USR2),
     ("PIPE", Signal::PIPE),
     ("ALRM", Signal::ALARM),
     ("TERM", Signal::TERM),
+    ("STKFLT", Signal::STKFLT),
     ("CHLD", Signal::CHILD),
     ("CONT", Signal::CONT),
     ("STOP", Signal::STOP),
@@ -90,6 +96,23 @@ mod tests {
         assert!(parse("0").is_err());
         assert!(parse("999").is_err());
         assert!(parse("").is_err());
+    }
+
+    /// Found by fuzzing: `4` was accepted but logged as "signal 4", and
+    /// `SIGILL` was refused. Every signal a number may name has a name too.
+    #[test]
+    fn every_signal_accepted_by_number_has_a_name_that_parses_back() {
+        let mut named = 0;
+        for number in 1..=64 {
+            let Ok(signal) = parse(&number.to_string()) else {
+                continue;
+            };
+            let printed = name(signal);
+            assert!(printed.starts_with("SIG"), "{number} prints as {printed:?}");
+            assert_eq!(parse(&printed), Ok(signal), "{printed}");
+            named += 1;
+        }
+        assert_eq!(named, 31, "signals 1 to 31, without the real-time ones");
     }
 
     #[test]

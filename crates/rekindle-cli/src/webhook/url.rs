@@ -149,6 +149,17 @@ impl WebhookUrl {
         if host.is_empty() {
             return Err(UrlError::NoHost(redact_unparsed(text)));
         }
+        // `Uri` takes anything between brackets (`[]`, `[zz]`) as a host, which
+        // would leave nothing to connect to; Go's `url.Parse` refuses them too.
+        if let Some(inside) = host.strip_prefix('[') {
+            let inside = inside.strip_suffix(']').unwrap_or(inside);
+            if inside.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(UrlError::Invalid {
+                    url: redact_unparsed(text),
+                    reason: "brackets in the host must hold an IPv6 address".into(),
+                });
+            }
+        }
         let port =
             port_after_host(hostport, host).ok_or_else(|| UrlError::Port(redact_unparsed(text)))?;
         let path = match uri.path() {
@@ -350,6 +361,28 @@ mod tests {
     fn auth(u: &WebhookUrl) -> Option<&str> {
         u.authorization()
             .map(|h| h.to_str().expect("base64 is ASCII"))
+    }
+
+    /// Found by fuzzing: `Uri` accepts `[]` and `[zz]` as hosts, which left
+    /// an empty or bogus host to connect to.
+    #[test]
+    fn brackets_must_hold_an_ipv6_address() {
+        for text in [
+            "http://u:p@[]/",
+            "http://[zz]/",
+            "http://[]:80/x",
+            "http://[1.2.3.4]/",
+        ] {
+            let error = WebhookUrl::parse(text).expect_err(text);
+            assert!(
+                matches!(error, UrlError::Invalid { .. }),
+                "{text}: {error:?}"
+            );
+            assert!(!error.to_string().contains("u:p"), "{error}");
+        }
+        let u = WebhookUrl::parse("http://[::1]:9533/reload").expect("IPv6 literal");
+        assert_eq!(u.connect_host(), "::1");
+        assert_eq!(u.port, 9533);
     }
 
     #[test]

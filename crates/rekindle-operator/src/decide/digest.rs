@@ -196,6 +196,25 @@ pub fn sha1_hex(bytes: &[u8]) -> String {
     hex::encode(Sha1::digest(bytes))
 }
 
+/// The one value of a marker variable that several sources share (their names
+/// fold to the same `STAKATER_…` name): SHA-256 over each source's name and own
+/// value, length-prefixed, in the order given (the caller sorts by name). The
+/// values are already keyed markers or public SHA-1s, so this reveals nothing
+/// they do not.
+pub fn shared_marker<'a>(parts: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut hash = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        hash.update((bytes.len() as u64).to_be_bytes());
+        hash.update(bytes);
+    };
+    field(b"rekindle-shared-marker-v1");
+    for (name, value) in parts {
+        field(name.as_bytes());
+        field(value.as_bytes());
+    }
+    hex::encode(hash.finalize())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::decide::annotations::SourceFlags;
 use crate::decide::decision::{DecideSettings, Decision, SkipReason, Trigger, decide};
-use crate::decide::digest::{MarkerKey, marker};
+use crate::decide::digest::{MarkerKey, marker, shared_marker};
 use crate::decide::envname::env_var_name;
 use crate::decide::patch::EnvMarker;
 use crate::decide::references::TemplateRefs;
@@ -182,6 +182,50 @@ pub fn selects(
     choose(id, workload, source, flags, settings).map(|(_, keys)| keys)
 }
 
+/// [`want`], for a marker variable that other sources may share.
+///
+/// Reloader folds everything but letters and digits in a name to `_`, so
+/// `app-config` and `app.config` both get `STAKATER_APP_CONFIG_CONFIGMAP`. If
+/// each wrote its own value into that one variable, every plan would find the
+/// other's value there and roll again, at each change and at each start (found
+/// by fuzzing). So when sources the template references share the variable on
+/// the same container, it holds one value made from all of theirs
+/// ([`shared_marker`]): the same whichever of them is being planned.
+fn shared_want(
+    id: &WorkloadId,
+    workload: &WorkloadEntry,
+    source: &SourceId,
+    entry: Option<&SourceEntry>,
+    sources: &SourceIndex,
+    settings: &PlanSettings,
+) -> Result<Want, NoChange> {
+    let mut own = want(id, workload, source, entry, settings)?;
+    if entry.is_none() || settings.strategy != Strategy::EnvVars {
+        return Ok(own);
+    }
+    let var = env_var_name(source.kind, &source.name);
+    let mut parts = vec![(source.name.clone(), own.value.clone())];
+    for (kind, name) in workload.refs.sources.keys() {
+        if *kind != source.kind || *name == source.name || env_var_name(*kind, name) != var {
+            continue;
+        }
+        let other = SourceId::new(*kind, id.namespace.clone(), name.clone());
+        let Some(other_entry) = sources.get(&other) else {
+            continue;
+        };
+        if let Ok(theirs) = want(id, workload, &other, Some(other_entry), settings) {
+            if theirs.container == own.container {
+                parts.push((name.clone(), theirs.value));
+            }
+        }
+    }
+    if parts.len() > 1 {
+        parts.sort();
+        own.value = shared_marker(parts.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    }
+    Ok(own)
+}
+
 /// Whether `current` (a value found on the workload) stands for the data in
 /// `entry`. Besides our own value, a SHA-1 Reloader wrote for the same data
 /// counts: switching from Reloader then rolls nothing until the data changes.
@@ -200,7 +244,7 @@ pub fn plan(
     let mut plan = Plan::default();
     for source in pending {
         let entry = sources.get(source);
-        let want = match want(id, workload, source, entry, settings) {
+        let want = match shared_want(id, workload, source, entry, sources, settings) {
             Ok(want) => want,
             Err(why) => {
                 plan.unchanged.push((source.clone(), why));
@@ -220,7 +264,14 @@ pub fn plan(
             }
             (Strategy::EnvVars, Some(entry)) => {
                 let current = workload.refs.marker(&want.container, &var);
-                if current.is_some_and(|c| is_current(c, &want.value, entry)) {
+                let shared_with_earlier = plan
+                    .env
+                    .iter()
+                    .any(|m| m.container == want.container && m.name == var);
+                if shared_with_earlier {
+                    // Same variable, same value (see `shared_want`): one marker.
+                    plan.because.push(source.clone());
+                } else if current.is_some_and(|c| is_current(c, &want.value, entry)) {
                     plan.unchanged.push((source.clone(), NoChange::Current));
                 } else {
                     plan.env.push(EnvMarker {
@@ -281,7 +332,7 @@ pub fn stale_sources(
         let Some(entry) = sources.get(&source) else {
             continue;
         };
-        let Ok(want) = want(id, workload, &source, Some(entry), settings) else {
+        let Ok(want) = shared_want(id, workload, &source, Some(entry), sources, settings) else {
             continue;
         };
         let current = match settings.strategy {
@@ -682,6 +733,47 @@ pub(crate) mod tests {
             plan.env,
             [EnvMarker::new("app", VAR, keyed_marker(&cm, &KeyUse::All))]
         );
+    }
+
+    /// Found by fuzzing: `app-config` and `app.config` share one variable;
+    /// each wrote its own value, so every plan found the other's there and
+    /// rolled the workload again, at each change and at each start.
+    #[test]
+    fn sources_sharing_a_variable_write_one_value_and_roll_once() {
+        let dash = app_config(&[("a", "1")]);
+        let dot = mk_config_map(NS, "app.config", &[("b", "2")], &[]);
+        let dot_id = SourceId::new(SourceKind::ConfigMap, NS, "app.config");
+        let app = with_env_from(
+            with_env_from(mk_container("app"), "app-config"),
+            "app.config",
+        );
+        let settings = mk_plan_settings(Strategy::EnvVars);
+        let sources = mk_index(&[&dash, &dot]);
+        let both = BTreeSet::from([app_config_id(), dot_id.clone()]);
+
+        let (id, entry) = workload_of(&mk_deployment(NS, "web", &[AUTO], vec![app.clone()]));
+        let first = plan(&id, &entry, &both, &sources, &settings);
+        assert_eq!(first.env.len(), 1, "one variable, one marker: {first:?}");
+        assert_eq!(first.env[0].name, VAR);
+        assert_eq!(first.because.len(), 2);
+        for one in [app_config_id(), dot_id] {
+            let alone = plan(&id, &entry, &BTreeSet::from([one]), &sources, &settings);
+            assert_eq!(
+                alone.env, first.env,
+                "the same value whichever source is planned"
+            );
+        }
+
+        let written = mk_deployment(
+            NS,
+            "web",
+            &[AUTO],
+            vec![with_var(app, VAR, &first.env[0].value)],
+        );
+        let (id, entry) = workload_of(&written);
+        let again = plan(&id, &entry, &both, &sources, &settings);
+        assert!(again.is_empty(), "rolled twice: {again:?}");
+        assert!(stale_sources(&id, &entry, &sources, &settings).is_empty());
     }
 
     #[test]
