@@ -188,9 +188,10 @@ pub fn selects(
 /// `app-config` and `app.config` both get `STAKATER_APP_CONFIG_CONFIGMAP`. If
 /// each wrote its own value into that one variable, every plan would find the
 /// other's value there and roll again, at each change and at each start (found
-/// by fuzzing). So when sources the template references share the variable on
-/// the same container, it holds one value made from all of theirs
-/// ([`shared_marker`]): the same whichever of them is being planned.
+/// by fuzzing). So when sources the workload selects share the variable on the
+/// same container (referenced or named, whichever way each was selected), it
+/// holds one value made from all of theirs ([`shared_marker`]): the same
+/// whichever of them is being planned.
 fn shared_want(
     id: &WorkloadId,
     workload: &WorkloadEntry,
@@ -203,19 +204,11 @@ fn shared_want(
     if entry.is_none() || settings.strategy != Strategy::EnvVars {
         return Ok(own);
     }
-    let var = env_var_name(source.kind, &source.name);
     let mut parts = vec![(source.name.clone(), own.value.clone())];
-    for (kind, name) in workload.refs.sources.keys() {
-        if *kind != source.kind || *name == source.name || env_var_name(*kind, name) != var {
-            continue;
-        }
-        let other = SourceId::new(*kind, id.namespace.clone(), name.clone());
-        let Some(other_entry) = sources.get(&other) else {
-            continue;
-        };
-        if let Ok(theirs) = want(id, workload, &other, Some(other_entry), settings) {
+    for (other, other_entry) in sources.sharing_variable(source) {
+        if let Ok(theirs) = want(id, workload, other, Some(other_entry), settings) {
             if theirs.container == own.container {
-                parts.push((name.clone(), theirs.value));
+                parts.push((other.name.clone(), theirs.value));
             }
         }
     }
@@ -743,37 +736,40 @@ pub(crate) mod tests {
         let dash = app_config(&[("a", "1")]);
         let dot = mk_config_map(NS, "app.config", &[("b", "2")], &[]);
         let dot_id = SourceId::new(SourceKind::ConfigMap, NS, "app.config");
-        let app = with_env_from(
-            with_env_from(mk_container("app"), "app-config"),
-            "app.config",
-        );
         let settings = mk_plan_settings(Strategy::EnvVars);
         let sources = mk_index(&[&dash, &dot]);
         let both = BTreeSet::from([app_config_id(), dot_id.clone()]);
-
-        let (id, entry) = workload_of(&mk_deployment(NS, "web", &[AUTO], vec![app.clone()]));
-        let first = plan(&id, &entry, &both, &sources, &settings);
-        assert_eq!(first.env.len(), 1, "one variable, one marker: {first:?}");
-        assert_eq!(first.env[0].name, VAR);
-        assert_eq!(first.because.len(), 2);
-        for one in [app_config_id(), dot_id] {
-            let alone = plan(&id, &entry, &BTreeSet::from([one]), &sources, &settings);
-            assert_eq!(
-                alone.env, first.env,
-                "the same value whichever source is planned"
-            );
-        }
-
-        let written = mk_deployment(
-            NS,
-            "web",
-            &[AUTO],
-            vec![with_var(app, VAR, &first.env[0].value)],
+        let referenced = with_env_from(
+            with_env_from(mk_container("app"), "app-config"),
+            "app.config",
         );
-        let (id, entry) = workload_of(&written);
-        let again = plan(&id, &entry, &both, &sources, &settings);
-        assert!(again.is_empty(), "rolled twice: {again:?}");
-        assert!(stale_sources(&id, &entry, &sources, &settings).is_empty());
+        // Named but not referenced: the marker goes on the first container.
+        let named = (
+            "configmap.reloader.stakater.com/reload",
+            "app-config,app.config",
+        );
+
+        for (annotations, app) in [(AUTO, referenced), (named, mk_container("app"))] {
+            let (id, entry) =
+                workload_of(&mk_deployment(NS, "web", &[annotations], vec![app.clone()]));
+            let first = plan(&id, &entry, &both, &sources, &settings);
+            assert_eq!(first.env.len(), 1, "one variable, one marker: {first:?}");
+            assert_eq!(first.env[0].name, VAR);
+            assert_eq!(first.because.len(), 2);
+            for one in [app_config_id(), dot_id.clone()] {
+                let alone = plan(&id, &entry, &BTreeSet::from([one]), &sources, &settings);
+                assert_eq!(
+                    alone.env, first.env,
+                    "the same value whichever source is planned"
+                );
+            }
+
+            let app = with_var(app, VAR, &first.env[0].value);
+            let (id, entry) = workload_of(&mk_deployment(NS, "web", &[annotations], vec![app]));
+            let again = plan(&id, &entry, &both, &sources, &settings);
+            assert!(again.is_empty(), "rolled twice: {again:?}");
+            assert!(stale_sources(&id, &entry, &sources, &settings).is_empty());
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::decide::annotations::SourceFlags;
 use crate::decide::digest::{KeyDigests, changed_keys};
+use crate::decide::envname::env_var_name;
 use crate::model::{SourceId, SourceKind};
 
 /// One ConfigMap or Secret, reduced.
@@ -39,6 +40,23 @@ pub enum SourceChange {
 #[derive(Debug, Default)]
 pub struct SourceIndex {
     entries: HashMap<SourceId, SourceEntry>,
+    /// How many sources fold to each marker variable, by a 64-bit hash of
+    /// (namespace, kind, variable name): almost always 1. Where it is more,
+    /// [`SourceIndex::sharing_variable`] looks for the others; keeping the
+    /// sources themselves here would cost a copy of every id for a rare case.
+    /// A hash collision only costs a needless look.
+    variables: HashMap<u64, u32>,
+}
+
+/// The key of [`SourceIndex::variables`]. `DefaultHasher::new()` has fixed
+/// keys, so the value is the same at every start.
+fn variable_key(id: &SourceId) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::hash::DefaultHasher::new();
+    id.namespace.hash(&mut hasher);
+    id.kind.hash(&mut hasher);
+    env_var_name(id.kind, &id.name).hash(&mut hasher);
+    hasher.finish()
 }
 
 impl SourceIndex {
@@ -55,6 +73,9 @@ impl SourceIndex {
                 }
             }
         };
+        if change == SourceChange::Created {
+            *self.variables.entry(variable_key(&id)).or_default() += 1;
+        }
         self.entries.insert(id, entry);
         change
     }
@@ -64,7 +85,36 @@ impl SourceIndex {
     }
 
     pub fn remove(&mut self, id: &SourceId) -> Option<SourceEntry> {
-        self.entries.remove(id)
+        let entry = self.entries.remove(id)?;
+        let key = variable_key(id);
+        if let Some(count) = self.variables.get_mut(&key) {
+            *count -= 1;
+            if *count == 0 {
+                self.variables.remove(&key);
+            }
+        }
+        Some(entry)
+    }
+
+    /// The other sources in the index whose marker variable has the same name
+    /// as `id`'s (same namespace and kind; `app-config` and `app.config`, say).
+    /// Empty, without a scan, unless such a source exists.
+    pub fn sharing_variable<'a>(
+        &'a self,
+        id: &'a SourceId,
+    ) -> impl Iterator<Item = (&'a SourceId, &'a SourceEntry)> + 'a {
+        let own = self.entries.contains_key(id) as u32;
+        let shared = self.variables.get(&variable_key(id)).copied().unwrap_or(0) > own;
+        let var = shared.then(|| env_var_name(id.kind, &id.name));
+        // `var` is `None` in the common case, and then nothing is scanned.
+        var.into_iter().flat_map(move |var| {
+            self.entries.iter().filter(move |(other, _)| {
+                *other != id
+                    && other.kind == id.kind
+                    && other.namespace == id.namespace
+                    && env_var_name(other.kind, &other.name) == var
+            })
+        })
     }
 
     /// After a (re-)list of `kind` in `namespace` (`None`: all), removes the
@@ -88,7 +138,7 @@ impl SourceIndex {
             .cloned()
             .collect();
         gone.into_iter()
-            .filter_map(|id| self.entries.remove(&id).map(|entry| (id, entry)))
+            .filter_map(|id| self.remove(&id).map(|entry| (id, entry)))
             .collect()
     }
 
@@ -98,5 +148,75 @@ impl SourceIndex {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::digest::KeyDigests;
+
+    fn mk_entry() -> SourceEntry {
+        SourceEntry {
+            uid: "uid".into(),
+            flags: SourceFlags::default(),
+            digests: KeyDigests::new([("a", b"1".as_slice())]),
+            reloader_sha1: String::new(),
+            digest: rekindle::Snapshot::from_entries([("a", "1")])
+                .digest()
+                .to_owned(),
+        }
+    }
+
+    fn mk_id(namespace: &str, name: &str) -> SourceId {
+        SourceId::new(SourceKind::ConfigMap, namespace, name)
+    }
+
+    fn sharing(index: &SourceIndex, id: &SourceId) -> Vec<String> {
+        let mut names: Vec<String> = index
+            .sharing_variable(id)
+            .map(|(s, _)| s.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn sources_whose_names_fold_alike_share_a_variable() {
+        let mut index = SourceIndex::default();
+        for id in [
+            mk_id("a", "app-config"),
+            mk_id("a", "app.config"),
+            mk_id("a", "other"),
+            mk_id("b", "app_config"),
+        ] {
+            index.apply(id, mk_entry());
+        }
+        // Applied again (an update): still counted once.
+        index.apply(mk_id("a", "app.config"), mk_entry());
+        assert_eq!(sharing(&index, &mk_id("a", "app-config")), ["app.config"]);
+        assert_eq!(
+            sharing(&index, &mk_id("a", "APP_CONFIG")),
+            ["app-config", "app.config"]
+        );
+        assert!(sharing(&index, &mk_id("a", "other")).is_empty());
+        assert!(
+            sharing(&index, &mk_id("b", "app_config")).is_empty(),
+            "other namespace"
+        );
+        assert!(
+            sharing(
+                &index,
+                &SourceId::new(SourceKind::Secret, "a", "app-config")
+            )
+            .is_empty(),
+            "other kind"
+        );
+
+        index.remove(&mk_id("a", "app.config"));
+        assert!(sharing(&index, &mk_id("a", "app-config")).is_empty());
+        let listed = HashSet::from([mk_id("b", "app_config")]);
+        index.retain_listed(SourceKind::ConfigMap, Some("a"), &listed);
+        assert!(index.variables.keys().count() == 1, "{:?}", index.variables);
     }
 }
