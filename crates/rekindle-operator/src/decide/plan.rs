@@ -206,10 +206,10 @@ fn shared_want(
     }
     let mut parts = vec![(source.name.clone(), own.value.clone())];
     for (other, other_entry) in sources.sharing_variable(source) {
-        if let Ok(theirs) = want(id, workload, other, Some(other_entry), settings) {
-            if theirs.container == own.container {
-                parts.push((other.name.clone(), theirs.value));
-            }
+        if let Ok(theirs) = want(id, workload, other, Some(other_entry), settings)
+            && theirs.container == own.container
+        {
+            parts.push((other.name.clone(), theirs.value));
         }
     }
     if parts.len() > 1 {
