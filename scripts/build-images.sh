@@ -58,10 +58,18 @@ crate_of() {
 }
 
 install_tools() {
+    # The images hold static musl binaries; rustup adds the target's standard library
+    # (a download of about 40 MB) when this toolchain does not have it yet.
+    if ! rustup target list --installed 2>/dev/null | grep -qx "${RUST_TARGET}"; then
+        say "adding the Rust target ${RUST_TARGET} with rustup"
+        rustup target add "${RUST_TARGET}" || die "rustup target add ${RUST_TARGET} failed"
+    fi
     local missing=() tool
     for tool in umoci skopeo; do
         command -v "${tool}" >/dev/null || missing+=("${tool}")
     done
+    # ring (TLS for the kube client) builds C code for the target: musl's gcc wrapper.
+    command -v musl-gcc >/dev/null || missing+=(musl-tools)
     ((${#missing[@]} == 0)) && return
     say "installing with apt: ${missing[*]}"
     as_root apt-get update -qq || die "apt-get update failed"
@@ -237,7 +245,9 @@ main() {
             crates+=(-p "$(crate_of "${image}")")
         done
         say "cargo build --profile dist --target ${RUST_TARGET} ${crates[*]}"
-        cargo build --profile dist --target "${RUST_TARGET}" "${crates[@]}"
+        # cc-rs looks for `x86_64-linux-musl-gcc`; Debian's musl-tools names it musl-gcc.
+        CC_x86_64_unknown_linux_musl="${CC_x86_64_unknown_linux_musl:-musl-gcc}" \
+            cargo build --profile dist --target "${RUST_TARGET}" "${crates[@]}"
         say "dist build took $((SECONDS - start)) s"
     fi
 

@@ -4,8 +4,9 @@
 //! Checks that nothing panics, and: a webhook URL's password never shows in
 //! its redacted form or in an error; its `Authorization` header carries
 //! exactly the decoded user and password; its host is something to connect
-//! to and a valid `Host` header; a parsed duration reads back from the way
-//! messages print it; a signal parses back from the name logs print for it;
+//! to and a valid `Host` header; a duration written from generated digits
+//! parses to its exact value (computed here independently), and a parsed
+//! duration reads back from the way messages print it; a signal parses back from the name logs print for it;
 //! a size `--max-volume-size` accepts is the size the plain parser reads.
 #![no_main]
 
@@ -13,12 +14,19 @@ use arbitrary::Arbitrary;
 use base64::Engine as _;
 use libfuzzer_sys::fuzz_target;
 use rekindle_cli::fuzzing;
+use std::time::Duration;
 
 #[derive(Arbitrary, Debug)]
 enum Input {
     Url(Url),
     RawUrl(String),
     Duration(String),
+    /// A duration written from generated parts, with its exact value known.
+    ExactDuration {
+        whole: u64,
+        fraction: Vec<u8>,
+        unit: u8,
+    },
     Size(String),
     Signal(String),
 }
@@ -193,6 +201,45 @@ fuzz_target!(|input: Input| match input {
             if let Ok(d) = bounded {
                 assert_eq!(parsed, Ok(d));
             }
+        }
+    }
+    Input::ExactDuration {
+        whole,
+        fraction,
+        unit,
+    } => {
+        const UNITS: [(&str, u128); 7] = [
+            ("ns", 1),
+            ("us", 1_000),
+            ("\u{b5}s", 1_000),
+            ("ms", 1_000_000),
+            ("s", 1_000_000_000),
+            ("m", 60_000_000_000),
+            ("h", 3_600_000_000_000),
+        ];
+        let (name, scale) = UNITS[usize::from(unit) % UNITS.len()];
+        // At most 20 digits, so that the reference below computes in u128.
+        let digits: String = fraction
+            .iter()
+            .take(20)
+            .map(|d| char::from(b'0' + d % 10))
+            .collect();
+        let text = format!("{whole}.{digits}{name}");
+        let numerator: u128 = if digits.is_empty() {
+            0
+        } else {
+            digits.parse().expect("digits")
+        };
+        let denominator = 10u128.pow(digits.len() as u32);
+        // Go's rule: whole units exactly, the fraction's nanoseconds rounded down.
+        let nanos = u128::from(whole) * scale + numerator * scale / denominator;
+        let expected = u64::try_from(nanos / 1_000_000_000)
+            .ok()
+            .map(|secs| Duration::new(secs, (nanos % 1_000_000_000) as u32));
+        match (fuzzing::parse_duration(&text), expected) {
+            (Ok(got), Some(want)) => assert_eq!(got, want, "{text}"),
+            (Err(_), None) => {}
+            (got, want) => panic!("{text}: parsed {got:?}, exact value {want:?}"),
         }
     }
     Input::Size(text) => {

@@ -28,7 +28,9 @@ use rekindle_operator::decide::digest::{KeyDigests, MarkerKey};
 use rekindle_operator::decide::envname::env_var_name;
 use rekindle_operator::decide::fleet::Mounts;
 use rekindle_operator::decide::pause::Pause;
-use rekindle_operator::decide::plan::{HashMode, NoChange, PlanSettings, Strategy, plan};
+use rekindle_operator::decide::plan::{
+    HashMode, NoChange, PlanSettings, Strategy, plan, stale_sources,
+};
 use rekindle_operator::decide::references::TemplateRefs;
 use rekindle_operator::index::{SourceEntry, SourceIndex, WorkloadEntry};
 use rekindle_operator::model::{SourceId, SourceKind, WorkloadId, WorkloadKind};
@@ -49,6 +51,8 @@ struct Input {
     reloader_sha1: bool,
     reload_on_delete: bool,
     key: [u8; 32],
+    /// Names for the env-var name check only.
+    free_names: Vec<String>,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -261,6 +265,13 @@ fn container(index: usize, spec: &ContainerSpec, prefix: &str) -> Container {
             },
         })
         .collect::<Vec<_>>();
+    // One variable per name, as manifests have them (the API server warns about
+    // duplicates); with two, a removal would leave the second behind.
+    let mut seen = std::collections::HashSet::new();
+    let env: Vec<EnvVar> = env
+        .into_iter()
+        .filter(|e| seen.insert(e.name.clone()))
+        .collect();
     let env_from = spec
         .env_from
         .iter()
@@ -414,8 +425,26 @@ fn well_formed_marker_name(var: &str, kind: SourceKind) -> bool {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
-/// Writes the plan's markers into the pod spec, as the patch would.
-fn apply_env(spec: &mut PodSpec, plan: &rekindle_operator::decide::plan::Plan) {
+/// Writes the plan into the pod spec, as the patches would: the removals first
+/// (by position in the template, as the JSON patch removes them), then the
+/// markers set.
+fn apply(spec: &mut PodSpec, plan: &rekindle_operator::decide::plan::Plan) {
+    let mut removals = plan.remove.clone();
+    removals.sort();
+    removals.dedup();
+    for (c, e, var) in removals.iter().rev() {
+        let env = spec.containers[*c]
+            .env
+            .as_mut()
+            .expect("a removal names an env entry");
+        assert_eq!(&env[*e].name, var, "a removal at the wrong position");
+        env.remove(*e);
+    }
+    assert_eq!(
+        removals.len(),
+        plan.remove.len(),
+        "one variable removed twice: {plan:?}"
+    );
     for marker in &plan.env {
         let container = spec
             .containers
@@ -484,6 +513,19 @@ fuzz_target!(|input: Input| {
         let _ = pause.resume_at();
         for value in template.values() {
             let _ = pause.should_pause(value);
+        }
+    }
+
+    for name in input.free_names.iter().take(4) {
+        for kind in [
+            SourceKind::ConfigMap,
+            SourceKind::Secret,
+            SourceKind::SecretProviderClass,
+        ] {
+            assert!(
+                well_formed_marker_name(&env_var_name(kind, name), kind),
+                "{name:?}"
+            );
         }
     }
 
@@ -578,18 +620,55 @@ fuzz_target!(|input: Input| {
         plan(&id, &entry(&spec), &pending, &sources, &plan_settings)
     );
 
-    // The markers written, the same change plans nothing more.
-    if plan_settings.strategy == Strategy::EnvVars && first.remove.is_empty() {
-        apply_env(&mut spec, &first);
-        let second = plan(&id, &entry(&spec), &pending, &sources, &plan_settings);
-        assert!(
-            second.env.is_empty(),
-            "rolled twice for one change: {first:?} then {second:?}"
+    if plan_settings.strategy != Strategy::EnvVars {
+        return;
+    }
+    // One value per variable, whichever of the sources sharing it is planned.
+    for source in &first.because {
+        let alone = plan(
+            &id,
+            &entry(&spec),
+            &BTreeSet::from([source.clone()]),
+            &sources,
+            &plan_settings,
         );
-        for (source, why) in &second.unchanged {
-            if first.because.contains(source) {
-                assert_eq!(why, &NoChange::Current, "{source:?}");
+        for marker in &alone.env {
+            if let Some(together) = first
+                .env
+                .iter()
+                .find(|m| m.container == marker.container && m.name == marker.name)
+            {
+                assert_eq!(
+                    marker.value, together.value,
+                    "{source:?} alone: {alone:?}, together: {first:?}"
+                );
             }
         }
+    }
+
+    // The plan written (markers set, then removals), the same change plans
+    // nothing more, and the start-up catch-up finds none of its sources stale.
+    apply(&mut spec, &first);
+    let written = entry(&spec);
+    let second = plan(&id, &written, &pending, &sources, &plan_settings);
+    assert!(
+        second.env.is_empty() && second.remove.is_empty(),
+        "rolled twice for one change: {first:?} then {second:?}"
+    );
+    for (source, why) in &second.unchanged {
+        if first.because.contains(source) {
+            let deleted = sources.get(source).is_none();
+            assert!(
+                why == &NoChange::Current || (deleted && why == &NoChange::Deleted),
+                "{source:?}: {why:?}"
+            );
+        }
+    }
+    let stale = stale_sources(&id, &written, &sources, &plan_settings);
+    for source in &first.because {
+        assert!(
+            !stale.contains(source),
+            "{source:?} stale right after its rollout: {first:?}"
+        );
     }
 });

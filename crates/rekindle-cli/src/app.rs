@@ -57,8 +57,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
 }
 
 /// Decides the job from the arguments (without the program name) and the
-/// environment, in any of the three command-line dialects. Pure: it reads no
-/// files and starts nothing, so it can be fed arbitrary input.
+/// environment `env`, in any of the three command-line dialects. It reads no
+/// files and starts nothing, so it can be fed arbitrary input; only clap reads
+/// the process environment, for the `REKINDLE_LOG_*` defaults of the log flags.
 pub(crate) fn parse(
     args: &[OsString],
     env: impl Fn(&str) -> Option<String>,

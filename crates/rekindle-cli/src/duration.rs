@@ -99,15 +99,14 @@ fn nanos(number: &str, scale: u64) -> Option<u128> {
             .saturating_add(u128::from(digit - b'0'));
     }
     total = total.saturating_mul(scale);
-    // The largest scale (an hour) has 13 digits, so digits past the 20th of
-    // the fraction cannot reach a whole nanosecond.
-    let mut numerator: u128 = 0;
-    let mut denominator: u128 = 1;
-    for digit in fraction.bytes().take(20) {
-        numerator = numerator * 10 + u128::from(digit - b'0');
-        denominator *= 10;
-    }
-    Some(total.saturating_add(numerator * scale / denominator))
+    // floor(0.fraction × scale), exactly, whatever the number of digits: from the
+    // last digit to the first, `part` is floor(0.rest × scale), and
+    // floor((d × scale + floor(x)) / 10) = floor((d × scale + x) / 10). `part`
+    // stays below `scale`, so nothing overflows.
+    let part = fraction.bytes().rev().fold(0u128, |part, digit| {
+        (u128::from(digit - b'0') * scale + part) / 10
+    });
+    Some(total.saturating_add(part))
 }
 
 fn to_duration(total_nanos: u128, text: &str) -> Result<Duration, DurationError> {
@@ -313,6 +312,16 @@ mod tests {
             Ok(Duration::ZERO)
         );
         assert_eq!(parse("5."), Ok(Duration::from_secs(5)));
+        // Digits far down the fraction still carry into the nanoseconds: this is
+        // 4.0000000032ns.
+        assert_eq!(
+            parse("0.000000000001111111112h"),
+            Ok(Duration::from_nanos(4))
+        );
+        assert_eq!(
+            parse("123456789.123456789s"),
+            Ok(Duration::new(123_456_789, 123_456_789))
+        );
         let huge = "9".repeat(60);
         assert!(matches!(
             parse(&format!("{huge}ns")),

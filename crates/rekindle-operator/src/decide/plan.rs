@@ -98,6 +98,17 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.env.is_empty() && self.remove.is_empty() && self.reloaded_from.is_none()
     }
+
+    /// Whether the plan already sets or removes `var` on `container`: another
+    /// source sharing the variable got there first (see `shared_want`).
+    fn touches(&self, refs: &TemplateRefs, container: &str, var: &str) -> bool {
+        self.env
+            .iter()
+            .any(|m| m.container == container && m.name == var)
+            || self.remove.iter().any(|(c, _, v)| {
+                v == var && refs.containers.get(*c).is_some_and(|m| m.name == container)
+            })
+    }
 }
 
 /// What one source wants on the workload.
@@ -219,6 +230,26 @@ fn shared_want(
     Ok(own)
 }
 
+/// For a deleted `source` whose variable other sources share: the value the
+/// variable keeps, that of the sources still selected on `container` (see
+/// [`shared_want`]); `None` when none remains and the variable goes.
+fn survivor_want(
+    id: &WorkloadId,
+    workload: &WorkloadEntry,
+    source: &SourceId,
+    container: &str,
+    sources: &SourceIndex,
+    settings: &PlanSettings,
+) -> Option<String> {
+    sources
+        .sharing_variable(source)
+        .filter_map(|(other, entry)| {
+            shared_want(id, workload, other, Some(entry), sources, settings).ok()
+        })
+        .find(|theirs| theirs.container == container)
+        .map(|theirs| theirs.value)
+}
+
 /// Whether `current` (a value found on the workload) stands for the data in
 /// `entry`. Besides our own value, a SHA-1 Reloader wrote for the same data
 /// counts: switching from Reloader then rolls nothing until the data changes.
@@ -247,21 +278,37 @@ pub fn plan(
         let var = env_var_name(source.kind, &source.name);
         match (settings.strategy, entry) {
             (Strategy::EnvVars, None) => {
-                match workload.refs.marker_position(&want.container, &var) {
-                    Some((c, e)) if settings.reload_on_delete => {
-                        plan.remove.push((c, e, var));
-                        plan.because.push(source.clone());
-                    }
-                    _ => plan.unchanged.push((source.clone(), NoChange::Deleted)),
+                let position = workload.refs.marker_position(&want.container, &var);
+                let Some((c, e)) = position.filter(|_| settings.reload_on_delete) else {
+                    plan.unchanged.push((source.clone(), NoChange::Deleted));
+                    continue;
+                };
+                if plan.touches(&workload.refs, &want.container, &var) {
+                    // Another source of this plan already removes or sets the variable.
+                    plan.because.push(source.clone());
+                    continue;
                 }
+                // A source still selected shares the variable: it keeps the variable,
+                // now with the value of those that remain.
+                match survivor_want(id, workload, source, &want.container, sources, settings) {
+                    None => plan.remove.push((c, e, var)),
+                    Some(remaining) => {
+                        if workload.refs.marker(&want.container, &var) == Some(&*remaining) {
+                            plan.unchanged.push((source.clone(), NoChange::Current));
+                            continue;
+                        }
+                        plan.env.push(EnvMarker {
+                            container: want.container,
+                            name: var,
+                            value: remaining,
+                        });
+                    }
+                }
+                plan.because.push(source.clone());
             }
             (Strategy::EnvVars, Some(entry)) => {
                 let current = workload.refs.marker(&want.container, &var);
-                let shared_with_earlier = plan
-                    .env
-                    .iter()
-                    .any(|m| m.container == want.container && m.name == var);
-                if shared_with_earlier {
+                if plan.touches(&workload.refs, &want.container, &var) {
                     // Same variable, same value (see `shared_want`): one marker.
                     plan.because.push(source.clone());
                 } else if current.is_some_and(|c| is_current(c, &want.value, entry)) {
@@ -769,6 +816,46 @@ pub(crate) mod tests {
             let again = plan(&id, &entry, &both, &sources, &settings);
             assert!(again.is_empty(), "rolled twice: {again:?}");
             assert!(stale_sources(&id, &entry, &sources, &settings).is_empty());
+        }
+    }
+
+    /// Found in review: deleting sources that share a variable removed it twice
+    /// in one patch (a patch that fails for ever), or removed it from under a
+    /// source still using it.
+    #[test]
+    fn deleting_sources_that_share_a_variable() {
+        let dash = app_config(&[("a", "1")]);
+        let dot_id = SourceId::new(SourceKind::ConfigMap, NS, "app.config");
+        let app = with_env_from(
+            with_env_from(mk_container("app"), "app-config"),
+            "app.config",
+        );
+        let app = with_var(app, VAR, "shared-value-of-both");
+        let (id, entry) = workload_of(&mk_deployment(NS, "web", &[AUTO], vec![app]));
+        let settings = PlanSettings {
+            reload_on_delete: true,
+            ..mk_plan_settings(Strategy::EnvVars)
+        };
+        let both = BTreeSet::from([app_config_id(), dot_id.clone()]);
+
+        // Both gone: one removal.
+        let gone = plan(&id, &entry, &both, &mk_index(&[]), &settings);
+        assert_eq!(gone.remove, [(0, 0, VAR.to_owned())]);
+        assert!(gone.env.is_empty());
+        assert_eq!(gone.because.len(), 2);
+
+        // One gone: the variable stays, with the value of the one that remains,
+        // whichever of them is planned, and alone or together.
+        let remaining = mk_index(&[&dash]);
+        let own = keyed_marker(&dash, &KeyUse::All);
+        for pending in [
+            both.clone(),
+            BTreeSet::from([dot_id]),
+            BTreeSet::from([app_config_id()]),
+        ] {
+            let one = plan(&id, &entry, &pending, &remaining, &settings);
+            assert!(one.remove.is_empty(), "{one:?}");
+            assert_eq!(one.env, [EnvMarker::new("app", VAR, own.clone())]);
         }
     }
 
