@@ -50,10 +50,15 @@ fn an_unreadable_key_file_is_named_and_the_last_content_stays() {
     // The kubelet writes a Secret's key with mode 0600 (`defaultMode: 0600`) for root:
     // nobody cannot read it.
     let writer = KubeletWriter::locate().expect("scripts/provision-k8s.sh");
-    let mut token = FileProjection::new(b"t2".to_vec());
+    // Values with a `-`, which no random temporary path holds, so that the
+    // check below cannot match a directory's name.
+    let mut token = FileProjection::new(b"t2-token-value".to_vec());
     token.mode = 0o600;
     let payload = BTreeMap::from([
-        ("app.conf".to_owned(), FileProjection::new(b"v2".to_vec())),
+        (
+            "app.conf".to_owned(),
+            FileProjection::new(b"v2-app-value".to_vec()),
+        ),
         ("token".to_owned(), token),
     ]);
     writer.write_with_modes(&volume.dir, &payload).unwrap();
@@ -66,7 +71,7 @@ fn an_unreadable_key_file_is_named_and_the_last_content_stays() {
         .unwrap();
     assert!(line.contains("token"), "the file is named: {line}");
     assert!(
-        !log.contains("t2") && !log.contains("v2"),
+        !log.contains("t2-token-value") && !log.contains("v2-app-value"),
         "no value in the log"
     );
     assert!(
