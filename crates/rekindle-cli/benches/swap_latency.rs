@@ -10,7 +10,8 @@
 //! `REKINDLE_BIN` defaults to the bench profile's own build, `ANCHORS_BIN` to
 //! `$HOME/.cache/rekindle/anchors/bin` (`config-reloader-sidecar`, `configmap-reload`;
 //! an anchor that is not there is skipped, with a line saying so). `SWAPS` sets the
-//! number of swaps per row (default 300). `-- --test` (or `cargo test --benches`) runs a
+//! number of swaps per row (default 300); `PATHS=signal` or `PATHS=webhook` runs only
+//! that path's rows (default: both). `-- --test` (or `cargo test --benches`) runs a
 //! quick pass that only shows the bench works.
 //!
 //! Every row runs the same way: after the tool under test has reacted to probe swaps and
@@ -688,8 +689,13 @@ impl Bench {
             }
         );
 
-        self.signal_rows();
-        self.webhook_rows();
+        let paths = std::env::var("PATHS").unwrap_or_default();
+        if paths.is_empty() || paths == "signal" {
+            self.signal_rows();
+        }
+        if paths.is_empty() || paths == "webhook" {
+            self.webhook_rows();
+        }
         self.summary();
     }
 
@@ -851,7 +857,7 @@ impl Bench {
         let p99 = |row: Option<&Row>| ms_f(row.and_then(|r| r.first_at(99.0)));
         let med = |row: Option<&Row>| ms_f(row.and_then(|r| r.first_at(50.0)));
         println!();
-        match signal_crs {
+        match signal_crs.filter(|_| signal_rk.is_some()) {
             Some(crs) => println!(
                 "rename→signal p99: rekindle {} (--process-name; --pid {}), {CRS} {} (rekindle/{CRS} = {}; target ≤ 0.50). \
                  Median {} vs {}. Signals per swap: rekindle {:.2} ({} of {} exactly one), {CRS} {:.2} ({})",
@@ -867,10 +873,11 @@ impl Bench {
                 crs.mean(),
                 crs.histogram(),
             ),
-            None => println!(
+            None if signal_rk.is_some() => println!(
                 "rename→signal p99: rekindle {}; {CRS} not measured (skipped)",
                 opt_ms(p99(signal_rk))
             ),
+            None => {}
         }
 
         if signal_crs.is_some() {
@@ -886,7 +893,7 @@ impl Bench {
             |row: Option<&Row>, p: f64| Some(ms_f(row.and_then(|r| r.first_at(p)))? - floor?);
         let hook_rk = self.find_row("rename → webhook arrival: rekindle");
         let hook_cmr = self.find_row(&format!("rename → webhook arrival: {CMR}"));
-        match hook_cmr {
+        match hook_cmr.filter(|_| hook_rk.is_some()) {
             Some(cmr) => println!(
                 "webhook above floor median/p99: rekindle {}/{}, {CMR} {}/{} (rekindle/{CMR} = {}/{}; target ≤ 0.50). \
                  Floor = median of the fresh-connection POST, {}. Calls per swap: rekindle {:.2} ({}), {CMR} {:.2} ({})",
@@ -902,11 +909,12 @@ impl Bench {
                 cmr.mean(),
                 cmr.histogram(),
             ),
-            None => println!(
+            None if hook_rk.is_some() => println!(
                 "webhook above floor median/p99: rekindle {}/{}; {CMR} not measured (skipped)",
                 opt_ms(above(hook_rk, 50.0)),
                 opt_ms(above(hook_rk, 99.0)),
             ),
+            None => {}
         }
         let unexpected = self.unexpected.load(Ordering::Relaxed);
         if unexpected > 0 {
