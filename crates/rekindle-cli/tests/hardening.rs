@@ -256,13 +256,13 @@ fn compat_webhook_status_code_stays_exact() {
     );
 }
 
-/// The inotify library logs through the `log` facade; its lines reach rekindle's log
-/// (at their own level) instead of being dropped.
+/// How each directory is watched is in rekindle's log at debug level: the inotify set-up
+/// (recursive or not, how many directories), or, without inotify, why it polls.
 #[test]
-fn the_inotify_library_logs_into_rekindle_log() {
+fn the_inotify_set_up_is_logged() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("conf");
-    std::fs::create_dir(&dir).expect("dir");
+    std::fs::create_dir_all(dir.join("nested")).expect("dirs");
     let rekindle = Rekindle::start(
         &[
             "watch",
@@ -271,10 +271,19 @@ fn the_inotify_library_logs_into_rekindle_log() {
             "--exec",
             "true",
             "--log-level",
-            "trace",
+            "debug",
         ],
         tmp.path(),
     );
     rekindle.wait_log("watching", 1);
-    rekindle.wait_log("adding inotify watch", 1);
+    rekindle.wait_log("inotify watch set up", 1);
+    let log = rekindle.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("inotify watch set up"))
+        .expect("the set-up line");
+    assert!(
+        line.contains("recursive=true") && line.contains("directories=2"),
+        "a plain directory with one subdirectory is watched recursively, two directories:\n{line}"
+    );
 }

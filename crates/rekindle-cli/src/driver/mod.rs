@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use rekindle::ReadLimits;
 use rekindle::snapshot::{Snapshot, SnapshotDiff};
-use rekindle::watch::{Change, DirWatcher, WatchError, WatchEvent, WatchOptions};
+use rekindle::watch::{AsyncDirWatcher, Change, WatchError, WatchEvent, WatchOptions};
 
 use crate::action::{Action, ChangeCtx, Outcome};
 use crate::metrics::{ActionResult, Metrics};
@@ -44,18 +44,21 @@ pub trait Host {
 
 /// Starts one watcher per directory, each leaving its changes in `mailbox`. Dropping
 /// the returned watchers stops them.
+///
+/// The watchers are tasks on this runtime, which polls inotify itself: a kubelet swap
+/// wakes this thread once, and the driver's task runs right after the watcher's.
 pub fn watch(
     dirs: &[PathBuf],
     options: &WatchOptions,
     mailbox: &Arc<Mailbox>,
     metrics: &Arc<Metrics>,
-) -> Result<Vec<DirWatcher>, WatchError> {
+) -> Result<Vec<AsyncDirWatcher>, WatchError> {
     dirs.iter()
         .map(|dir| {
             let (mailbox, metrics) = (mailbox.clone(), metrics.clone());
-            // Runs on the watcher's thread. The watcher logs what it reports; here it is
-            // only routed: changes to the mailbox, read failures to the metrics.
-            DirWatcher::spawn(dir, options.clone(), move |event| match event {
+            // The watcher logs what it reports; here it is only routed: changes to the
+            // mailbox, read failures to the metrics.
+            AsyncDirWatcher::spawn(dir, options.clone(), move |event| match event {
                 WatchEvent::Changed(change) => mailbox.put(change),
                 WatchEvent::Failed { .. } => metrics.watch_error(),
                 _ => {}

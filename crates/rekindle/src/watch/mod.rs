@@ -13,11 +13,17 @@
 //!
 //! The decisions live in a pure state machine (`machine.rs`); the thread here only
 //! performs its effects (stat, inotify, read, report) and feeds back their results. It
-//! needs no async runtime.
+//! needs no async runtime. With the `tokio` feature, [`AsyncDirWatcher`] runs the same
+//! machine as a task that polls inotify itself (`task.rs`), one thread wake-up fewer
+//! between a swap and the handler.
 
 mod classify;
+#[cfg(feature = "tokio")]
+mod inotify;
 mod machine;
 mod options;
+#[cfg(feature = "tokio")]
+mod task;
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -37,6 +43,8 @@ use classify::{Reaction, classify};
 use machine::{Effect, Input, Looked, Machine};
 
 pub use options::{InvalidOptions, WatchOptions};
+#[cfg(feature = "tokio")]
+pub use task::AsyncDirWatcher;
 
 /// What a [`DirWatcher`] reports to its handler.
 #[derive(Debug)]
