@@ -639,9 +639,11 @@ impl Bench {
         thread::sleep(self.idle);
         let after = switches(pid);
         self.idles.push(format!(
-            "| {} | {} KiB | {} KiB | {} | {} in {} s |",
+            "| {} | {} KiB | {} KiB | {} KiB | {} KiB | {} | {} in {} s |",
             sidecar.what,
             status_field(pid, "VmRSS:").unwrap_or(0),
+            status_field(pid, "RssAnon:").unwrap_or(0),
+            status_field(pid, "RssFile:").unwrap_or(0),
             status_field(pid, "VmHWM:").unwrap_or(0),
             threads(pid),
             after.saturating_sub(before),
@@ -843,10 +845,10 @@ impl Bench {
         );
 
         println!(
-            "\n| idle (after its swaps, {} s settle) | VmRSS | VmHWM | threads | context switches |",
+            "\n| idle (after its swaps, {} s settle) | VmRSS | of which RssAnon | of which RssFile (the binary's pages) | VmHWM | threads | context switches |",
             self.idle_settle.as_secs_f64()
         );
-        println!("|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|");
         for line in &self.idles {
             println!("{line}");
         }

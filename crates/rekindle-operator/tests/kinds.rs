@@ -164,3 +164,57 @@ async fn every_workload_kind_is_rolled_its_own_way() {
     // DaemonSet, StatefulSet, CronJob, Job; the suspended CronJob counts as nothing.
     operator.assert_rollouts(4 + barrier.rollouts()).await;
 }
+
+/// `--reload-on-delete` on a Job, as Reloader does it: the Job carrying the variable
+/// is deleted and re-created without it; nothing else is rolled.
+#[tokio::test]
+#[ignore = "needs scripts/provision-k8s.sh"]
+async fn a_deleted_source_is_removed_from_a_job_by_re_creating_it() {
+    const NS: &str = "apps-delete";
+    const VAR: &str = "STAKATER_DEL_CONFIG_CONFIGMAP";
+    let cluster = Cluster::start().await;
+    let client = &cluster.client;
+    create_namespace(client, NS).await;
+    put_config_map(client, NS, "del-config", &[("v", "0")]).await;
+    workload(Kind::Job, "job")
+        .auto()
+        .app(env_from_config_map("del-config"))
+        .create(&cluster, NS)
+        .await;
+    let mut barrier = Barrier::create(&cluster, NS, SourceKind::ConfigMap, 1).await;
+    let first_uid = uid(&cluster, Kind::Job, NS, "job").await.expect("job");
+
+    let operator = cluster
+        .operator(&["--cooldown=0s", "--reload-on-delete=true"])
+        .await;
+    let key = cluster.hash_key().await;
+    put_config_map(client, NS, "del-config", &[("v", "1")]).await;
+    let marker = keyed_marker(
+        &key,
+        SourceKind::ConfigMap,
+        NS,
+        "del-config",
+        &[("v", "1")],
+        KeyUse::All,
+    );
+    let marked_uid = eventually("the Job re-created with the marker", || async {
+        let now = uid(&cluster, Kind::Job, NS, "job").await?;
+        let value = env_of(&cluster, Kind::Job, NS, "job", "app", VAR).await?;
+        (now != first_uid && value == marker).then_some(now)
+    })
+    .await;
+
+    delete_config_map(client, NS, "del-config").await;
+    let cleared_uid = eventually("the Job re-created without the variable", || async {
+        let now = uid(&cluster, Kind::Job, NS, "job").await?;
+        let value = env_of(&cluster, Kind::Job, NS, "job", "app", VAR).await;
+        (now != marked_uid && value.is_none()).then_some(now)
+    })
+    .await;
+
+    barrier.pass(&cluster).await;
+    operator.assert_idle().await;
+    // Re-created once for the change and once for the delete, not again.
+    assert_eq!(uid(&cluster, Kind::Job, NS, "job").await, Some(cleared_uid));
+    operator.assert_rollouts(2 + barrier.rollouts()).await;
+}

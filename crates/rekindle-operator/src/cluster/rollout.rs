@@ -220,8 +220,13 @@ impl Executor {
                 source,
             }
         })?;
-        let job =
-            patch::job_from_cronjob(&cron, &self.cron_jobs.api_version, &plan.env, annotations)?;
+        let job = patch::job_from_cronjob(
+            &cron,
+            &self.cron_jobs.api_version,
+            &plan.env,
+            &plan.remove,
+            annotations,
+        )?;
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &id.namespace);
         jobs.create(
             &PostParams {
@@ -242,7 +247,7 @@ impl Executor {
     ) -> Result<(), RolloutError> {
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &id.namespace);
         let job = jobs.get(&id.name).await?;
-        let new = patch::recreated_job(&job, &plan.env, annotations)?;
+        let new = patch::recreated_job(&job, &plan.env, &plan.remove, annotations)?;
         let delete = DeleteParams {
             propagation_policy: Some(PropagationPolicy::Background),
             ..DeleteParams::default()
@@ -308,6 +313,7 @@ impl Executor {
                 &spec,
                 current.metadata.resource_version.as_deref(),
                 &rollout.plan.env,
+                &rollout.plan.remove,
                 annotations,
             )?
         };

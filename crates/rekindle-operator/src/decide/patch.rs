@@ -122,17 +122,20 @@ pub fn template_patch(
 /// (the template as last read) with the markers applied; `resource_version`,
 /// when given, makes the API server refuse the patch (409) if the Rollout
 /// changed since, so a concurrent edit of the containers is never undone.
-/// With no env markers the containers are left out and only annotations merge.
+/// With no env markers and no removals the containers are left out and only
+/// annotations merge.
 pub fn rollout_template_patch(
     current: &PodSpec,
     resource_version: Option<&str>,
     env: &[EnvMarker],
+    remove: &[Removal],
     annotations: &BTreeMap<String, String>,
 ) -> Result<Value, PatchError> {
-    let containers = if env.is_empty() {
+    let containers = if env.is_empty() && remove.is_empty() {
         None
     } else {
         let mut containers = current.containers.clone();
+        remove_env(&mut containers, remove);
         set_env(&mut containers, env)?;
         Some(serde_json::to_value(containers)?)
     };
@@ -141,6 +144,22 @@ pub fn rollout_template_patch(
         object.insert("metadata".to_owned(), json!({ "resourceVersion": rv }));
     }
     Ok(patch)
+}
+
+/// A variable to remove (`--reload-on-delete`): the container's index, the variable's
+/// index in it when the plan was made, and the variable's name.
+pub type Removal = (usize, usize, String);
+
+/// Removes, from containers read again since the plan was made, each variable the plan
+/// removes, by name: the name is what must still match (as the JSON patch's `test`
+/// does for the kinds patched in place); a container that no longer has it is left
+/// alone.
+fn remove_env(containers: &mut [Container], remove: &[Removal]) {
+    for (container, _, name) in remove {
+        if let Some(env) = containers.get_mut(*container).and_then(|c| c.env.as_mut()) {
+            env.retain(|var| var.name != *name);
+        }
+    }
 }
 
 /// An RFC 6902 JSON patch removing the env var at `env_index` of the container
@@ -167,6 +186,7 @@ pub fn job_from_cronjob(
     cron: &CronJob,
     cron_api_version: &str,
     env: &[EnvMarker],
+    remove: &[Removal],
     annotations: &BTreeMap<String, String>,
 ) -> Result<Job, PatchError> {
     const KIND: &str = "CronJob";
@@ -193,7 +213,7 @@ pub fn job_from_cronjob(
         BTreeMap::from([(INSTANTIATE_ANNOTATION.to_owned(), "manual".to_owned())]);
     job_annotations.extend(template_meta.annotations.unwrap_or_default());
 
-    apply_markers(&mut spec.template, env, annotations)?;
+    apply_markers(&mut spec.template, env, remove, annotations)?;
     Ok(Job {
         metadata: ObjectMeta {
             generate_name: Some(format!("{name}-")),
@@ -227,6 +247,7 @@ pub fn job_from_cronjob(
 pub fn recreated_job(
     job: &Job,
     env: &[EnvMarker],
+    remove: &[Removal],
     annotations: &BTreeMap<String, String>,
 ) -> Result<Job, PatchError> {
     let mut spec = job.spec.clone().ok_or(PatchError::MissingField {
@@ -246,7 +267,7 @@ pub fn recreated_job(
             }
         }
     }
-    apply_markers(&mut spec.template, env, annotations)?;
+    apply_markers(&mut spec.template, env, remove, annotations)?;
 
     let metadata = ObjectMeta {
         uid: None,
@@ -356,10 +377,14 @@ fn set_env(containers: &mut [Container], env: &[EnvMarker]) -> Result<(), PatchE
 fn apply_markers(
     template: &mut PodTemplateSpec,
     env: &[EnvMarker],
+    remove: &[Removal],
     annotations: &BTreeMap<String, String>,
 ) -> Result<(), PatchError> {
     match template.spec.as_mut() {
-        Some(spec) => set_env(&mut spec.containers, env)?,
+        Some(spec) => {
+            remove_env(&mut spec.containers, remove);
+            set_env(&mut spec.containers, env)?;
+        }
         // No containers at all: any marker names a missing one.
         None => set_env(&mut [], env)?,
     }
@@ -539,8 +564,8 @@ mod tests {
             EnvMarker::new("app", "STAKATER_CFG_CONFIGMAP", "new"),
             EnvMarker::new("side", "STAKATER_S_SECRET", "s"),
         ];
-        let patch =
-            rollout_template_patch(&current, Some("42"), &env, &map(&[("k", "v")])).expect("built");
+        let patch = rollout_template_patch(&current, Some("42"), &env, &[], &map(&[("k", "v")]))
+            .expect("built");
         assert_eq!(
             patch,
             json!({
@@ -565,7 +590,7 @@ mod tests {
     fn rollout_patch_without_env_leaves_containers_alone() {
         let current = mk_pod_spec(vec![mk_container("app", &[])]);
         let patch =
-            rollout_template_patch(&current, None, &[], &map(&[("k", "v")])).expect("built");
+            rollout_template_patch(&current, None, &[], &[], &map(&[("k", "v")])).expect("built");
         assert_eq!(
             patch,
             json!({"spec":{"template":{"metadata":{"annotations":{"k":"v"}}}}})
@@ -576,8 +601,8 @@ mod tests {
     fn rollout_patch_refuses_an_unknown_container() {
         let current = mk_pod_spec(vec![mk_container("app", &[])]);
         let env = [EnvMarker::new("gone", "STAKATER_X_SECRET", "h")];
-        let err =
-            rollout_template_patch(&current, None, &env, &none()).expect_err("no such container");
+        let err = rollout_template_patch(&current, None, &env, &[], &none())
+            .expect_err("no such container");
         assert!(
             matches!(&err, PatchError::NoSuchContainer(c) if c == "gone"),
             "{err}"
@@ -585,6 +610,67 @@ mod tests {
     }
 
     // ---- remove_env_patch --------------------------------------------------
+
+    /// `--reload-on-delete` on the kinds that are not patched in place: the variable
+    /// goes from the Job created for a CronJob, from a re-created Job and from a
+    /// Rollout's containers, by name, and nothing else does.
+    #[test]
+    fn removals_reach_cronjob_job_and_rollout_templates() {
+        let remove = [(0, 1, "STAKATER_CFG_CONFIGMAP".to_owned())];
+        let env_of = |template: &PodTemplateSpec| -> Vec<String> {
+            template.spec.as_ref().expect("spec").containers[0]
+                .env
+                .iter()
+                .flatten()
+                .map(|v| v.name.clone())
+                .collect()
+        };
+        let with_marker = mk_container("job", &[("PLAIN", "1"), ("STAKATER_CFG_CONFIGMAP", "h")]);
+
+        let mut cron = mk_cronjob();
+        cron.spec
+            .as_mut()
+            .expect("spec")
+            .job_template
+            .spec
+            .as_mut()
+            .expect("job spec")
+            .template = mk_template(&[("app", "nightly")], vec![with_marker.clone()]);
+        let job = job_from_cronjob(&cron, "batch/v1", &[], &remove, &none()).expect("built");
+        assert_eq!(env_of(&job.spec.expect("spec").template), ["PLAIN"]);
+
+        let mut old = mk_job(None);
+        old.spec
+            .as_mut()
+            .expect("spec")
+            .template
+            .spec
+            .as_mut()
+            .expect("pod")
+            .containers = vec![with_marker.clone()];
+        let job = recreated_job(&old, &[], &remove, &none()).expect("built");
+        assert_eq!(env_of(&job.spec.expect("spec").template), ["PLAIN"]);
+
+        let current = PodSpec {
+            containers: vec![with_marker.clone()],
+            ..PodSpec::default()
+        };
+        let body =
+            rollout_template_patch(&current, Some("9"), &[], &remove, &none()).expect("built");
+        assert_eq!(
+            body["spec"]["template"]["spec"]["containers"][0]["env"],
+            json!([{ "name": "PLAIN", "value": "1" }])
+        );
+        assert_eq!(body["metadata"]["resourceVersion"], "9");
+
+        // A variable of that name no longer in that container: nothing removed.
+        let moved = [(0, 0, "STAKATER_OTHER_CONFIGMAP".to_owned())];
+        let job = recreated_job(&old, &[], &moved, &none()).expect("built");
+        assert_eq!(
+            env_of(&job.spec.expect("spec").template),
+            ["PLAIN", "STAKATER_CFG_CONFIGMAP"]
+        );
+    }
 
     #[test]
     fn removal_is_guarded_by_the_variable_name() {
@@ -640,6 +726,7 @@ mod tests {
             &mk_cronjob(),
             "batch/v1beta1",
             &env,
+            &[],
             &map(&[("pod", "note")]),
         )
         .expect("built");
@@ -679,7 +766,7 @@ mod tests {
 
     #[test]
     fn the_owner_reference_uses_the_version_read() {
-        let job = job_from_cronjob(&mk_cronjob(), "batch/v1", &[], &none()).expect("built");
+        let job = job_from_cronjob(&mk_cronjob(), "batch/v1", &[], &[], &none()).expect("built");
         let owners = job.metadata.owner_references.expect("owner references");
         assert_eq!(owners.len(), 1);
         assert_eq!(owners[0].api_version, "batch/v1");
@@ -695,7 +782,7 @@ mod tests {
         {
             meta.annotations = Some(map(&[(INSTANTIATE_ANNOTATION, "custom")]));
         }
-        let job = job_from_cronjob(&cron, "batch/v1", &[], &none()).expect("built");
+        let job = job_from_cronjob(&cron, "batch/v1", &[], &[], &none()).expect("built");
         assert_eq!(
             job.metadata.annotations,
             Some(map(&[(INSTANTIATE_ANNOTATION, "custom")]))
@@ -705,8 +792,8 @@ mod tests {
     #[test]
     fn a_cronjob_job_is_the_same_every_time() {
         let env = [EnvMarker::new("job", "STAKATER_CFG_CONFIGMAP", "h")];
-        let a = job_from_cronjob(&mk_cronjob(), "batch/v1", &env, &none()).expect("built");
-        let b = job_from_cronjob(&mk_cronjob(), "batch/v1", &env, &none()).expect("built");
+        let a = job_from_cronjob(&mk_cronjob(), "batch/v1", &env, &[], &none()).expect("built");
+        let b = job_from_cronjob(&mk_cronjob(), "batch/v1", &env, &[], &none()).expect("built");
         assert_eq!(a, b);
         assert_eq!(
             a.metadata.name, None,
@@ -719,7 +806,7 @@ mod tests {
     fn a_cronjob_without_uid_or_template_is_refused() {
         let mut cron = mk_cronjob();
         cron.metadata.uid = None;
-        let err = job_from_cronjob(&cron, "batch/v1", &[], &none()).expect_err("no uid");
+        let err = job_from_cronjob(&cron, "batch/v1", &[], &[], &none()).expect_err("no uid");
         assert!(
             matches!(
                 err,
@@ -733,7 +820,7 @@ mod tests {
 
         let mut cron = mk_cronjob();
         cron.spec = None;
-        let err = job_from_cronjob(&cron, "batch/v1", &[], &none()).expect_err("no spec");
+        let err = job_from_cronjob(&cron, "batch/v1", &[], &[], &none()).expect_err("no spec");
         assert!(
             matches!(err, PatchError::MissingField { field: "spec", .. }),
             "{err}"
@@ -743,7 +830,7 @@ mod tests {
     #[test]
     fn a_cronjob_marker_for_a_missing_container_is_refused() {
         let env = [EnvMarker::new("other", "STAKATER_CFG_CONFIGMAP", "h")];
-        let err = job_from_cronjob(&mk_cronjob(), "batch/v1", &env, &none())
+        let err = job_from_cronjob(&mk_cronjob(), "batch/v1", &env, &[], &none())
             .expect_err("no such container");
         assert!(
             matches!(&err, PatchError::NoSuchContainer(c) if c == "other"),
@@ -804,7 +891,7 @@ mod tests {
     #[test]
     fn a_recreated_job_drops_server_fields_selector_and_controller_labels() {
         let env = [EnvMarker::new("job", "STAKATER_CFG_CONFIGMAP", "new")];
-        let job = recreated_job(&mk_job(None), &env, &map(&[("pod", "note")])).expect("built");
+        let job = recreated_job(&mk_job(None), &env, &[], &map(&[("pod", "note")])).expect("built");
 
         let meta = &job.metadata;
         assert_eq!(meta.name.as_deref(), Some("migrate"));
@@ -837,7 +924,7 @@ mod tests {
     #[test]
     fn a_manual_selector_job_keeps_its_selector_and_labels() {
         let original = mk_job(Some(true));
-        let job = recreated_job(&original, &[], &none()).expect("built");
+        let job = recreated_job(&original, &[], &[], &none()).expect("built");
         let (before, after) = (
             original.spec.as_ref().expect("spec"),
             job.spec.as_ref().expect("spec"),
@@ -850,7 +937,7 @@ mod tests {
     fn a_job_without_spec_is_refused() {
         let mut job = mk_job(None);
         job.spec = None;
-        let err = recreated_job(&job, &[], &none()).expect_err("no spec");
+        let err = recreated_job(&job, &[], &[], &none()).expect_err("no spec");
         assert!(
             matches!(
                 err,
@@ -878,7 +965,7 @@ mod tests {
             EnvMarker::new("b", "STAKATER_Y_CONFIGMAP", "y"),
             EnvMarker::new("a", "STAKATER_X_SECRET", "new"),
         ];
-        apply_markers(&mut template, &env, &none()).expect("applied");
+        apply_markers(&mut template, &env, &[], &none()).expect("applied");
         assert_eq!(
             container_env(&template, "a"),
             pairs(&[("STAKATER_X_SECRET", "new"), ("PLAIN", "p")])
@@ -917,13 +1004,13 @@ mod tests {
     fn markers_on_a_template_without_spec_are_refused() {
         let mut template = PodTemplateSpec::default();
         let env = [EnvMarker::new("app", "STAKATER_X_SECRET", "h")];
-        let err = apply_markers(&mut template, &env, &none()).expect_err("no containers");
+        let err = apply_markers(&mut template, &env, &[], &none()).expect_err("no containers");
         assert!(
             matches!(&err, PatchError::NoSuchContainer(c) if c == "app"),
             "{err}"
         );
         // Annotations alone need no spec.
-        apply_markers(&mut template, &[], &map(&[("a", "b")])).expect("applied");
+        apply_markers(&mut template, &[], &[], &map(&[("a", "b")])).expect("applied");
         let annotations = template.metadata.and_then(|m| m.annotations);
         assert_eq!(annotations, Some(map(&[("a", "b")])));
     }

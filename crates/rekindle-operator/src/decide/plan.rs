@@ -84,7 +84,7 @@ pub struct Plan {
     pub env: Vec<EnvMarker>,
     /// Env markers to remove, as (container index, env index, variable name),
     /// for deleted sources with `--reload-on-delete`.
-    pub remove: Vec<(usize, usize, String)>,
+    pub remove: Vec<super::patch::Removal>,
     /// The `last-reloaded-from` value to write (annotations strategy).
     pub reloaded_from: Option<String>,
     /// The sources that make this rollout, for events, alerts and logs.
