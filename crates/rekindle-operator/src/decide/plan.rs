@@ -12,7 +12,9 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::decide::annotations::SourceFlags;
-use crate::decide::decision::{DecideSettings, Decision, SkipReason, Trigger, decide};
+use crate::decide::decision::{
+    DecideSettings, Decision, SkipReason, Trigger, decide, needs_named_scan,
+};
 use crate::decide::digest::{MarkerKey, marker, shared_marker};
 use crate::decide::envname::env_var_name;
 use crate::decide::patch::EnvMarker;
@@ -360,6 +362,11 @@ fn parse_reloaded_from(text: Option<&str>) -> Option<ReloadedFrom> {
 /// Sources whose marker on `workload` is present but stale: changed while the
 /// operator was not watching. A source with no marker on the workload is not
 /// stale (installing the operator rolls nothing).
+///
+/// The sources looked at are those the template references and those it does
+/// not but whose marker the workload carries (a named reload of a source no
+/// container uses, see `marked_unreferenced`); each counts only if the
+/// workload still selects it, as a change to it would.
 pub fn stale_sources(
     id: &WorkloadId,
     workload: &WorkloadEntry,
@@ -367,8 +374,13 @@ pub fn stale_sources(
     settings: &PlanSettings,
 ) -> BTreeSet<SourceId> {
     let mut stale = BTreeSet::new();
-    for (kind, name) in workload.refs.sources.keys() {
-        let source = SourceId::new(*kind, id.namespace.clone(), name.clone());
+    let referenced = workload
+        .refs
+        .sources
+        .keys()
+        .map(|(kind, name)| SourceId::new(*kind, id.namespace.clone(), name.clone()));
+    let unreferenced = marked_unreferenced(id, workload, sources, settings);
+    for source in referenced.chain(unreferenced) {
         let Some(entry) = sources.get(&source) else {
             continue;
         };
@@ -388,6 +400,64 @@ pub fn stale_sources(
     stale
 }
 
+/// The sources the template does not reference but whose marker the workload
+/// carries. Only a named reload puts such a marker there (on the first
+/// container, see [`choose`]), and a named list is made of regexes, so the
+/// sources are found from the markers instead: for env vars, the sources of
+/// each `STAKATER_…` variable of a kind the workload has a named list for (see
+/// [`SourceIndex::folding_to`]); for the annotation, the source it names.
+/// Whether the workload selects them is left to the caller ([`shared_want`]).
+fn marked_unreferenced(
+    id: &WorkloadId,
+    workload: &WorkloadEntry,
+    sources: &SourceIndex,
+    settings: &PlanSettings,
+) -> BTreeSet<SourceId> {
+    use crate::model::SourceKind;
+    const KINDS: [SourceKind; 3] = [
+        SourceKind::ConfigMap,
+        SourceKind::Secret,
+        SourceKind::SecretProviderClass,
+    ];
+    let refs = &workload.refs;
+    let mut found = BTreeSet::new();
+    match settings.strategy {
+        Strategy::EnvVars => {
+            let vars: BTreeSet<&str> = refs
+                .containers
+                .iter()
+                .flat_map(|c| c.markers.keys())
+                .map(String::as_str)
+                .collect();
+            for kind in KINDS {
+                if !needs_named_scan(&workload.rules, kind) {
+                    continue;
+                }
+                let known: Vec<&str> = refs
+                    .sources
+                    .keys()
+                    .filter(|(k, _)| *k == kind)
+                    .map(|(_, name)| name.as_str())
+                    .collect();
+                for var in &vars {
+                    for (source, _) in sources.folding_to(&id.namespace, kind, var, &known) {
+                        found.insert(source.clone());
+                    }
+                }
+            }
+        }
+        Strategy::Annotations => {
+            let named = parse_reloaded_from(workload.reloaded_from.as_deref()).and_then(|r| {
+                let kind = KINDS.into_iter().find(|k| k.upper() == r.kind)?;
+                let referenced = refs.usage(kind, &r.name).is_some();
+                (!referenced).then(|| SourceId::new(kind, id.namespace.clone(), r.name))
+            });
+            found.extend(named);
+        }
+    }
+    found
+}
+
 fn current_env(refs: &TemplateRefs, container: &str, source: &SourceId) -> Option<String> {
     refs.marker(container, &env_var_name(source.kind, &source.name))
         .map(str::to_owned)
@@ -400,7 +470,7 @@ pub(crate) mod tests {
     //! builders are shared with the reconciler's tests.
 
     use super::*;
-    use crate::decide::annotations::{AnnotationNames, LAST_RELOADED_FROM};
+    use crate::decide::annotations::{AnnotationNames, CONFIGMAPS_EXCLUDE, LAST_RELOADED_FROM};
     use crate::decide::digest::sha1_hex;
     use crate::index::objects::{self, WorkloadSettings};
     use crate::model::SourceKind;
@@ -1157,5 +1227,186 @@ pub(crate) mod tests {
         assert!(stale(&annotated("app-config", &sha1), &index, &settings).is_empty());
         // The annotation names another source: nothing to say about this one.
         assert!(stale(&annotated("other", "old"), &index, &settings).is_empty());
+    }
+
+    // A source the workload names in its reload annotation but no container
+    // uses: its marker sits on the first container (see
+    // `a_named_source_no_container_uses_goes_on_the_first_container`).
+
+    const EXTRA_VAR: &str = "STAKATER_EXTRA_CONFIGMAP";
+
+    fn extra(data: &[(&str, &str)]) -> ConfigMap {
+        mk_config_map(NS, "extra", data, &[])
+    }
+
+    fn extra_id() -> SourceId {
+        SourceId::new(SourceKind::ConfigMap, NS, "extra")
+    }
+
+    /// `web` naming `extra` with `reload` (and, if given, excluding `exclude`),
+    /// with `first` first and a container reading `app-config`.
+    fn mk_naming(named: &str, exclude: &str, first: Container) -> Deployment {
+        let mut annotations = vec![("configmap.reloader.stakater.com/reload", named)];
+        if !exclude.is_empty() {
+            annotations.push((CONFIGMAPS_EXCLUDE, exclude));
+        }
+        mk_deployment(
+            NS,
+            "web",
+            &annotations,
+            vec![first, with_env_from(mk_container("app"), "app-config")],
+        )
+    }
+
+    #[test]
+    fn stale_marker_of_a_named_unreferenced_source_is_found() {
+        let index = mk_index(&[&extra(&[("a", "2")]), &app_config(&[("a", "1")])]);
+        let settings = mk_plan_settings(Strategy::EnvVars);
+        let first = with_var(mk_container("first"), EXTRA_VAR, "old");
+        assert_eq!(
+            stale(&mk_naming("extra", "", first.clone()), &index, &settings),
+            BTreeSet::from([extra_id()])
+        );
+        // A regex item selects it as well as the plain name.
+        assert_eq!(
+            stale(&mk_naming("ext.*", "", first.clone()), &index, &settings),
+            BTreeSet::from([extra_id()])
+        );
+        // Still only if the workload selects it: excluded, or not named at all.
+        assert!(
+            stale(
+                &mk_naming("extra", "extra", first.clone()),
+                &index,
+                &settings
+            )
+            .is_empty()
+        );
+        assert!(stale(&mk_naming("other", "", first), &index, &settings).is_empty());
+        // A marker on another container than the first is not this source's.
+        let web = mk_deployment(
+            NS,
+            "web",
+            &[("configmap.reloader.stakater.com/reload", "extra")],
+            vec![
+                mk_container("first"),
+                with_var(mk_container("app"), EXTRA_VAR, "old"),
+            ],
+        );
+        assert!(stale(&web, &index, &settings).is_empty());
+    }
+
+    #[test]
+    fn current_marker_of_a_named_unreferenced_source_is_not_stale() {
+        let old = extra(&[("a", "1")]);
+        let settings = mk_plan_settings(Strategy::EnvVars);
+        // The marker a live change wrote...
+        let web = mk_naming("extra", "", mk_container("first"));
+        let (id, entry) = workload_of(&web);
+        let written = plan(
+            &id,
+            &entry,
+            &BTreeSet::from([extra_id()]),
+            &mk_index(&[&old]),
+            &settings,
+        );
+        assert_eq!(written.env[0].name, EXTRA_VAR);
+        let web = roll(web, &written);
+        // ... is current while the data stays ...
+        assert!(stale(&web, &mk_index(&[&old]), &settings).is_empty());
+        // ... and stale once it changed.
+        assert_eq!(
+            stale(&web, &mk_index(&[&extra(&[("a", "2")])]), &settings),
+            BTreeSet::from([extra_id()])
+        );
+    }
+
+    #[test]
+    fn a_named_unreferenced_source_without_marker_is_not_stale() {
+        let index = mk_index(&[&extra(&[("a", "2")])]);
+        let settings = mk_plan_settings(Strategy::EnvVars);
+        assert!(
+            stale(
+                &mk_naming("extra", "", mk_container("first")),
+                &index,
+                &settings
+            )
+            .is_empty()
+        );
+        // Only the marker makes the difference.
+        let marked = with_var(mk_container("first"), EXTRA_VAR, "old");
+        assert_eq!(
+            stale(&mk_naming("extra", "", marked), &index, &settings),
+            BTreeSet::from([extra_id()])
+        );
+    }
+
+    /// Several named sources folding to one variable: one shared value (see
+    /// `shared_want`), stale for each of them once one changed.
+    #[test]
+    fn stale_shared_marker_of_named_unreferenced_sources() {
+        let dash = app_config(&[("a", "1")]);
+        let dot = mk_config_map(NS, "app.config", &[("b", "2")], &[]);
+        let dot_id = SourceId::new(SourceKind::ConfigMap, NS, "app.config");
+        let settings = mk_plan_settings(Strategy::EnvVars);
+        let web = mk_deployment(
+            NS,
+            "web",
+            &[(
+                "configmap.reloader.stakater.com/reload",
+                "app-config,app.config",
+            )],
+            vec![mk_container("first")],
+        );
+        let (id, entry) = workload_of(&web);
+        let both = BTreeSet::from([app_config_id(), dot_id]);
+        let written = plan(&id, &entry, &both, &mk_index(&[&dash, &dot]), &settings);
+        let web = roll(web, &written);
+        assert!(stale(&web, &mk_index(&[&dash, &dot]), &settings).is_empty());
+        let changed = mk_config_map(NS, "app.config", &[("b", "3")], &[]);
+        assert_eq!(stale(&web, &mk_index(&[&dash, &changed]), &settings), both);
+    }
+
+    #[test]
+    fn stale_annotation_of_a_named_unreferenced_source_is_found() {
+        let cm = extra(&[("a", "1")]);
+        let index = mk_index(&[&cm]);
+        let settings = mk_plan_settings(Strategy::Annotations);
+        let annotated = |hash: &str| {
+            let json = serde_json::json!({
+                "type": "CONFIGMAP", "name": "extra", "namespace": NS, "hash": hash,
+                "containerRefs": ["first"], "observedAt": 1_700_000_000,
+            });
+            with_template_annotation(
+                mk_naming("extra", "", mk_container("first")),
+                LAST_RELOADED_FROM,
+                &json.to_string(),
+            )
+        };
+        assert_eq!(
+            stale(&annotated("old"), &index, &settings),
+            BTreeSet::from([extra_id()])
+        );
+        let current = keyed_marker(&cm, &KeyUse::All);
+        assert!(stale(&annotated(&current), &index, &settings).is_empty());
+        let sha1 = source_of(&cm).1.reloader_sha1;
+        assert!(stale(&annotated(&sha1), &index, &settings).is_empty());
+        assert!(
+            stale(
+                &mk_naming("extra", "", mk_container("first")),
+                &index,
+                &settings
+            )
+            .is_empty()
+        );
+        // Named no more: not selected, whatever the annotation says.
+        let unnamed = with_template_annotation(
+            mk_deployment(NS, "web", &[], vec![mk_container("first")]),
+            LAST_RELOADED_FROM,
+            &serde_json::json!({
+                "type": "CONFIGMAP", "name": "extra", "namespace": NS, "hash": "old",
+            })
+            .to_string(),
+        );
+        assert!(stale(&unnamed, &index, &settings).is_empty());
     }
 }

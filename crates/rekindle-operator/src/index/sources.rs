@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use crate::decide::annotations::SourceFlags;
 use crate::decide::digest::{KeyDigests, changed_keys};
 use crate::decide::envname::env_var_name;
+use crate::decide::references::MARKER_PREFIX;
 use crate::model::{SourceId, SourceKind};
 
 /// One ConfigMap or Secret, reduced.
@@ -51,13 +52,22 @@ pub struct SourceIndex {
 /// The key of [`SourceIndex::variables`]. `DefaultHasher::new()` has fixed
 /// keys, so the value is the same at every start.
 fn variable_key(id: &SourceId) -> u64 {
+    variable_hash(&id.namespace, id.kind, &env_var_name(id.kind, &id.name))
+}
+
+/// [`variable_key`] from the variable's name itself.
+fn variable_hash(namespace: &str, kind: SourceKind, var: &str) -> u64 {
     use std::hash::{Hash as _, Hasher as _};
     let mut hasher = std::hash::DefaultHasher::new();
-    id.namespace.hash(&mut hasher);
-    id.kind.hash(&mut hasher);
-    env_var_name(id.kind, &id.name).hash(&mut hasher);
+    namespace.hash(&mut hasher);
+    kind.hash(&mut hasher);
+    var.hash(&mut hasher);
     hasher.finish()
 }
+
+/// [`SourceIndex::folding_to`] tries at most 2^this spellings of a variable's
+/// name before it looks through the index instead.
+const MAX_SPELLING_GAPS: usize = 10;
 
 impl SourceIndex {
     /// Stores `entry` and says what changed.
@@ -115,6 +125,91 @@ impl SourceIndex {
                     && env_var_name(other.kind, &other.name) == var
             })
         })
+    }
+
+    /// The sources in the index whose marker variable in `namespace` is `var`
+    /// (e.g. `STAKATER_APP_CONFIG_CONFIGMAP` for the ConfigMaps `app-config` and
+    /// `app.config`), leaving out the `known` names (the caller has them).
+    ///
+    /// The folding loses the name, so it is spelled back: each `_` between
+    /// kept characters is a `-` or a `.` in a Kubernetes name, the spelling all
+    /// in `-` first. The count kept per variable tells how many sources fold to
+    /// `var`, so the search stops once they are all found, and nothing is
+    /// looked up when only `known` ones do (a referenced source's marker).
+    /// Only a name spelled otherwise (`a--b`), more than `MAX_SPELLING_GAPS`
+    /// gaps or a hash collision costs a scan.
+    pub fn folding_to<'a>(
+        &'a self,
+        namespace: &str,
+        kind: SourceKind,
+        var: &str,
+        known: &[&str],
+    ) -> Vec<(&'a SourceId, &'a SourceEntry)> {
+        let mut found: Vec<(&SourceId, &SourceEntry)> = Vec::new();
+        // `STAKATER_<folded name>_<KIND>`, as `env_var_name` writes it.
+        let Some(folded) = var
+            .strip_prefix(MARKER_PREFIX)
+            .and_then(|rest| rest.strip_suffix(kind.upper()))
+            .and_then(|rest| rest.strip_suffix('_'))
+        else {
+            return found;
+        };
+        let folds_to_var = |name: &str| env_var_name(kind, name) == var;
+        let mut known: Vec<&str> = known
+            .iter()
+            .copied()
+            .filter(|&name| {
+                folds_to_var(name)
+                    && self
+                        .entries
+                        .contains_key(&SourceId::new(kind, namespace, name))
+            })
+            .collect();
+        known.sort_unstable();
+        known.dedup();
+        let total = self
+            .variables
+            .get(&variable_hash(namespace, kind, var))
+            .copied()
+            .unwrap_or(0) as usize;
+        let wanted = total.saturating_sub(known.len());
+        if wanted == 0 {
+            return found;
+        }
+
+        let lower = folded.to_ascii_lowercase();
+        let gaps: Vec<usize> = lower.match_indices('_').map(|(at, _)| at).collect();
+        if gaps.len() <= MAX_SPELLING_GAPS {
+            for spelling in 0u32..(1 << gaps.len()) {
+                let mut name = lower.clone();
+                for (bit, &at) in gaps.iter().enumerate() {
+                    let gap = if (spelling >> bit) & 1 == 0 { "-" } else { "." };
+                    name.replace_range(at..=at, gap);
+                }
+                if known.contains(&name.as_str()) || !folds_to_var(&name) {
+                    continue;
+                }
+                let candidate = SourceId::new(kind, namespace, name);
+                if let Some(hit) = self.entries.get_key_value(&candidate) {
+                    found.push(hit);
+                    if found.len() == wanted {
+                        return found;
+                    }
+                }
+            }
+        }
+        // Some source is spelled otherwise: look through the index.
+        for (id, entry) in &self.entries {
+            if id.kind == kind
+                && id.namespace == namespace
+                && !known.contains(&id.name.as_str())
+                && !found.iter().any(|(seen, _)| *seen == id)
+                && folds_to_var(&id.name)
+            {
+                found.push((id, entry));
+            }
+        }
+        found
     }
 
     /// After a (re-)list of `kind` in `namespace` (`None`: all), removes the
@@ -218,5 +313,55 @@ mod tests {
         let listed = HashSet::from([mk_id("b", "app_config")]);
         index.retain_listed(SourceKind::ConfigMap, Some("a"), &listed);
         assert!(index.variables.keys().count() == 1, "{:?}", index.variables);
+    }
+
+    fn folding(index: &SourceIndex, kind: SourceKind, var: &str, known: &[&str]) -> Vec<String> {
+        let mut names: Vec<String> = index
+            .folding_to("a", kind, var, known)
+            .into_iter()
+            .map(|(s, _)| s.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_variable_is_spelled_back_to_the_sources_that_fold_to_it() {
+        let mut index = SourceIndex::default();
+        for id in [
+            mk_id("a", "app-config"),
+            mk_id("a", "app.config"),
+            // Not one `-` or `.` per gap: found by the scan.
+            mk_id("a", "app--config"),
+            mk_id("a", "my.app-config"),
+            mk_id("a", "other"),
+            mk_id("b", "app-config"),
+        ] {
+            index.apply(id, mk_entry());
+        }
+        const CM: SourceKind = SourceKind::ConfigMap;
+        let var = "STAKATER_APP_CONFIG_CONFIGMAP";
+        assert_eq!(
+            folding(&index, CM, var, &[]),
+            ["app--config", "app-config", "app.config"]
+        );
+        assert_eq!(
+            folding(&index, CM, var, &["app-config", "absent", "other"]),
+            ["app--config", "app.config"]
+        );
+        assert_eq!(
+            folding(&index, CM, "STAKATER_MY_APP_CONFIG_CONFIGMAP", &[]),
+            ["my.app-config"]
+        );
+        assert_eq!(
+            folding(&index, CM, "STAKATER_OTHER_CONFIGMAP", &[]),
+            ["other"]
+        );
+        assert!(folding(&index, CM, "STAKATER_OTHER_CONFIGMAP", &["other"]).is_empty());
+        assert!(folding(&index, CM, "STAKATER_NONE_CONFIGMAP", &[]).is_empty());
+        assert!(folding(&index, SourceKind::Secret, "STAKATER_OTHER_SECRET", &[]).is_empty());
+        assert!(folding(&index, SourceKind::Secret, "STAKATER_OTHER_CONFIGMAP", &[]).is_empty());
+        assert!(folding(&index, CM, "STAKATER_OTHER_SECRET", &[]).is_empty());
+        assert!(folding(&index, CM, "OTHER", &[]).is_empty());
     }
 }
