@@ -26,6 +26,10 @@ use rustix::io::Errno;
 /// own depth limit).
 const MAX_DEPTH: usize = 32;
 
+/// A batch handed to the watcher at most: one kubelet swap is a handful of events, an
+/// overflowing queue (16,384 by default) a few batches.
+const MAX_EVENTS_PER_READ: usize = 4096;
+
 /// An inotify instance watching one directory, and below it when `recursive`.
 #[derive(Debug)]
 pub(crate) struct Inotify {
@@ -107,13 +111,17 @@ impl Inotify {
         }
     }
 
-    /// Reads every event waiting. `WouldBlock` when there was none, so that a poller can
-    /// wait for the next readiness.
+    /// Reads the events waiting, up to about [`MAX_EVENTS_PER_READ`] (a writer faster than
+    /// the reader must not keep it here for ever: the rest stays queued, and the
+    /// descriptor stays readable). `WouldBlock` when there was none, so that a poller
+    /// can wait for the next readiness.
     pub(crate) fn read_events(&mut self) -> io::Result<Vec<Event>> {
         let mut raw = Vec::new();
         {
             let mut reader = inotify::Reader::new(&self.fd, &mut self.buffer);
-            loop {
+            // Stops only between two reads: what one read returned is all taken, or
+            // it would be lost with the reader's buffer.
+            while raw.len() < MAX_EVENTS_PER_READ || !reader.is_buffer_empty() {
                 match reader.next() {
                     Ok(event) => raw.push((
                         event.wd(),
@@ -283,6 +291,39 @@ mod tests {
             EventKind::Access(AccessKind::Close(AccessMode::Write)),
             &nested.join("k")
         ));
+    }
+
+    #[test]
+    fn a_long_queue_is_read_in_batches_and_nothing_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut inotify = Inotify::start(dir.path(), false).unwrap();
+        // Two events each (created, closed after writing): 6,000 in all, within the
+        // kernel's default queue of 16,384.
+        // Names of varied lengths, so that event sizes vary and a batch's bound falls
+        // inside what one read(2) returned.
+        for n in 0..3000 {
+            let name = format!("f{n}{}", "x".repeat(n % 23));
+            fs::File::create(dir.path().join(name)).unwrap();
+        }
+        let first = drain(&mut inotify);
+        assert!(
+            first.len() >= MAX_EVENTS_PER_READ && first.len() < 6000,
+            "one batch holds about {MAX_EVENTS_PER_READ} events: {}",
+            first.len()
+        );
+        let mut all = first;
+        loop {
+            let batch = drain(&mut inotify);
+            if batch.is_empty() {
+                break;
+            }
+            all.extend(batch);
+        }
+        let created = all
+            .iter()
+            .filter(|e| e.kind == EventKind::Create(CreateKind::File))
+            .count();
+        assert_eq!((all.len(), created), (6000, 3000));
     }
 
     #[test]
