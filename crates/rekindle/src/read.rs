@@ -16,13 +16,15 @@
 //! time with it.
 
 use std::collections::BTreeMap;
+use std::ffi::{CStr, OsStr};
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::OFlags;
+use rustix::fs::{AtFlags, FileType, OFlags};
 
 use crate::snapshot::Snapshot;
 
@@ -238,42 +240,56 @@ impl Snapshot {
 }
 
 fn read(root: &Path, limits: &ReadLimits) -> Result<(Snapshot, Layout), SnapshotError> {
-    let canonical_root = match fs::canonicalize(root) {
-        Ok(path) => path,
+    // Everything below is reached from this descriptor: no path walk from `/` per file,
+    // which is most of a read's cost on a volume of small keys.
+    let root_dir = match open_dir(root) {
+        Ok(fd) => fd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(SnapshotError::Missing {
                 dir: root.to_owned(),
             });
         }
+        Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+            return Err(SnapshotError::NotADirectory {
+                dir: root.to_owned(),
+            });
+        }
         Err(e) => return Err(SnapshotError::io(root, e)),
     };
-    if !canonical_root.is_dir() {
-        return Err(SnapshotError::NotADirectory {
-            dir: root.to_owned(),
-        });
-    }
     let data_link = root.join(DATA_LINK);
     for _ in 0..MAX_ATTEMPTS {
-        let target = match fs::read_link(&data_link) {
+        let target = match read_link_at(root_dir.as_fd(), DATA_LINK) {
             Ok(target) => target,
             // No `..data` (or not a symlink): a plain directory.
             Err(e)
                 if e.kind() == io::ErrorKind::NotFound
                     || e.kind() == io::ErrorKind::InvalidInput =>
             {
-                let mut reader = TreeReader::new(canonical_root, Mode::Plain, limits);
-                reader.read_dir(root, "", 0)?;
+                let mut reader = TreeReader::new(root, Mode::Plain, limits);
+                reader.read_open_dir(root_dir, root, "", 0)?;
                 return Ok((Snapshot::from_entries(reader.entries), Layout::Plain));
             }
             Err(e) => return Err(SnapshotError::io(&data_link, e)),
         };
         // A fresh reader per attempt: a retried read starts with its whole budget.
-        let mut reader = TreeReader::new(canonical_root.clone(), Mode::Atomic, limits);
-        let result = reader
-            .follow(&data_link)
-            .and_then(|data_dir| reader.read_dir(&data_dir, "", 0));
+        let mut reader = TreeReader::new(root, Mode::Atomic, limits);
+        let result = match one_name(&target) {
+            // The kubelet's own link, `..data` → `..<timestamp>`: a directory right in
+            // the root, opened without following a link, so it cannot lead out of it.
+            Some(name) => match open_dir_at(root_dir.as_fd(), name) {
+                Ok(data_dir) => reader.read_open_dir(data_dir, &root.join(name), "", 0),
+                // The target is itself a link (or not a directory): resolve it in full.
+                Err(e) if is_link_or_not_dir(&e) => reader
+                    .follow(&data_link)
+                    .and_then(|data_dir| reader.read_dir(&data_dir, "", 0)),
+                Err(e) => Err(SnapshotError::io(&root.join(name), e)),
+            },
+            None => reader
+                .follow(&data_link)
+                .and_then(|data_dir| reader.read_dir(&data_dir, "", 0)),
+        };
         match result {
-            Ok(()) if fs::read_link(&data_link).ok().as_ref() == Some(&target) => {
+            Ok(()) if read_link_at(root_dir.as_fd(), DATA_LINK).ok().as_ref() == Some(&target) => {
                 return Ok((Snapshot::from_entries(reader.entries), Layout::Kubelet));
             }
             Ok(()) => continue,
@@ -284,6 +300,23 @@ fn read(root: &Path, limits: &ReadLimits) -> Result<(Snapshot, Layout), Snapshot
     Err(SnapshotError::Unstable {
         dir: root.to_owned(),
     })
+}
+
+/// The target as one plain name (`..2026_11_22_01_02_03.1`), if it is one.
+fn one_name(target: &Path) -> Option<&OsStr> {
+    let mut components = target.components();
+    match (components.next(), components.next()) {
+        (Some(Component::Normal(name)), None) => Some(name),
+        _ => None,
+    }
+}
+
+fn is_link_or_not_dir(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(code) if code == rustix::io::Errno::LOOP.raw_os_error()
+            || code == rustix::io::Errno::NOTDIR.raw_os_error()
+    )
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -304,7 +337,10 @@ fn dir_id(metadata: &fs::Metadata) -> DirId {
 }
 
 struct TreeReader {
-    canonical_root: PathBuf,
+    /// The watched root, as given.
+    root: PathBuf,
+    /// The root canonicalized, once a symlink needs it (most reads follow none).
+    canonical_root: Option<PathBuf>,
     mode: Mode,
     entries: BTreeMap<String, Vec<u8>>,
     limits: ReadLimits,
@@ -319,9 +355,10 @@ struct TreeReader {
 }
 
 impl TreeReader {
-    fn new(canonical_root: PathBuf, mode: Mode, limits: &ReadLimits) -> TreeReader {
+    fn new(root: &Path, mode: Mode, limits: &ReadLimits) -> TreeReader {
         TreeReader {
-            canonical_root,
+            root: root.to_owned(),
+            canonical_root: None,
             mode,
             entries: BTreeMap::new(),
             limits: limits.clone(),
@@ -332,13 +369,22 @@ impl TreeReader {
     }
 
     /// Resolves a symlink, refusing targets outside the watched root.
-    fn follow(&self, link: &Path) -> Result<PathBuf, SnapshotError> {
+    fn follow(&mut self, link: &Path) -> Result<PathBuf, SnapshotError> {
+        let canonical_root = match &self.canonical_root {
+            Some(root) => root.clone(),
+            None => {
+                let root =
+                    fs::canonicalize(&self.root).map_err(|e| SnapshotError::io(&self.root, e))?;
+                self.canonical_root = Some(root.clone());
+                root
+            }
+        };
         let target = fs::canonicalize(link).map_err(|e| SnapshotError::io(link, e))?;
-        if !target.starts_with(&self.canonical_root) {
+        if !target.starts_with(&canonical_root) {
             return Err(SnapshotError::SymlinkEscapes {
                 path: link.to_owned(),
                 target,
-                root: self.canonical_root.clone(),
+                root: canonical_root,
             });
         }
         Ok(target)
@@ -356,34 +402,49 @@ impl TreeReader {
     }
 
     fn read_dir(&mut self, dir: &Path, prefix: &str, depth: usize) -> Result<(), SnapshotError> {
+        let fd = open_dir(dir).map_err(|e| SnapshotError::io(dir, e))?;
+        self.read_open_dir(fd, dir, prefix, depth)
+    }
+
+    /// Reads the open directory `fd`, whose path (for errors, and for following symlinks)
+    /// is `dir`.
+    fn read_open_dir(
+        &mut self,
+        fd: OwnedFd,
+        dir: &Path,
+        prefix: &str,
+        depth: usize,
+    ) -> Result<(), SnapshotError> {
         if depth > MAX_DEPTH {
             return Err(SnapshotError::TooDeep {
                 path: dir.to_owned(),
             });
         }
-        let listing = fs::read_dir(dir).map_err(|e| SnapshotError::io(dir, e))?;
-        let dir_file = open_dir(dir).map_err(|e| SnapshotError::io(dir, e))?;
+        let mut listing = rustix::fs::Dir::new(fd).map_err(|e| SnapshotError::io(dir, e.into()))?;
         // The identity of the directory actually opened, not of whatever the path names
         // by the time a later stat would run.
-        let metadata = dir_file.metadata().map_err(|e| SnapshotError::io(dir, e))?;
-        self.open_dirs.push(dir_id(&metadata));
-        let result = self.read_listing(listing, &dir_file, dir, prefix, depth);
+        let stat = listing
+            .stat()
+            .map_err(|e| SnapshotError::io(dir, e.into()))?;
+        let names = list(&mut listing).map_err(|e| SnapshotError::io(dir, e))?;
+        let dir_fd = listing.fd().map_err(|e| SnapshotError::io(dir, e.into()))?;
+        self.open_dirs.push((stat.st_dev, stat.st_ino));
+        let result = self.read_listing(&names, dir_fd, dir, prefix, depth);
         self.open_dirs.pop();
         result
     }
 
     fn read_listing(
         &mut self,
-        listing: fs::ReadDir,
-        dir_file: &fs::File,
+        names: &[(std::ffi::CString, FileType)],
+        dir_fd: BorrowedFd<'_>,
         dir: &Path,
         prefix: &str,
         depth: usize,
     ) -> Result<(), SnapshotError> {
-        for entry in listing {
-            let entry = entry.map_err(|e| SnapshotError::io(dir, e))?;
-            let path = entry.path();
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+        for (raw, file_type) in names {
+            let path = dir.join(OsStr::from_bytes(raw.to_bytes()));
+            let Ok(name) = raw.to_str() else {
                 return Err(SnapshotError::NonUtf8Name { path });
             };
             if name.starts_with("..") {
@@ -391,9 +452,18 @@ impl TreeReader {
             }
             self.visit()?;
             let key = format!("{prefix}{name}");
-            // The type comes with the directory listing on common filesystems: no stat.
-            let file_type = entry.file_type().map_err(|e| SnapshotError::io(&path, e))?;
-            match self.read_entry(dir_file, &name, &path, file_type, &key, depth) {
+            let file_type = match file_type {
+                // Filesystems that do not fill in the type: ask.
+                FileType::Unknown => match stat_at(dir_fd, raw) {
+                    Ok(file_type) => file_type,
+                    Err(e) if self.mode == Mode::Plain && e.kind() == io::ErrorKind::NotFound => {
+                        continue;
+                    }
+                    Err(e) => return Err(SnapshotError::io(&path, e)),
+                },
+                known => *known,
+            };
+            match self.read_entry(dir_fd, raw, &path, file_type, &key, depth) {
                 Err(e) if self.mode == Mode::Plain && e.is_race() => continue,
                 other => other?,
             }
@@ -403,19 +473,19 @@ impl TreeReader {
 
     fn read_entry(
         &mut self,
-        dir_file: &fs::File,
-        name: &str,
+        dir_fd: BorrowedFd<'_>,
+        name: &CStr,
         path: &Path,
-        file_type: fs::FileType,
+        file_type: FileType,
         key: &str,
         depth: usize,
     ) -> Result<(), SnapshotError> {
-        if file_type.is_file() {
+        if file_type == FileType::RegularFile {
             // The common case inside a kubelet volume's data directory.
-            let file = open_at(dir_file, name).map_err(|e| SnapshotError::io(path, e))?;
+            let file = open_at(dir_fd, name).map_err(|e| SnapshotError::io(path, e))?;
             return self.take_value(file, path, key);
         }
-        let resolved = if file_type.is_symlink() {
+        let resolved = if file_type == FileType::Symlink {
             self.follow(path)?
         } else {
             path.to_owned()
@@ -456,13 +526,49 @@ impl TreeReader {
     }
 }
 
-fn open_dir(dir: &Path) -> io::Result<fs::File> {
-    let fd = rustix::fs::open(
+fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
         dir,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
-    )?;
-    Ok(fs::File::from(fd))
+    )?)
+}
+
+/// Opens the directory `name` in `dir`, refusing a symlink there.
+fn open_dir_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?)
+}
+
+fn read_link_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<PathBuf> {
+    let target = rustix::fs::readlinkat(dir, name, Vec::new())?;
+    Ok(PathBuf::from(OsStr::from_bytes(target.as_bytes())))
+}
+
+/// The names in a directory with their types as the listing gives them (`.` and `..`
+/// left out). Taken whole before any file is opened: the listing and the opens share
+/// the descriptor.
+fn list(listing: &mut rustix::fs::Dir) -> io::Result<Vec<(std::ffi::CString, FileType)>> {
+    let mut names = Vec::new();
+    for entry in listing {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_bytes() == b"." || name.to_bytes() == b".." {
+            continue;
+        }
+        names.push((name.to_owned(), entry.file_type()));
+    }
+    Ok(names)
+}
+
+/// The type of `name` in `dir`, not following a symlink.
+fn stat_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<FileType> {
+    let stat = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(FileType::from_raw_mode(stat.st_mode))
 }
 
 fn open(path: &Path) -> io::Result<OwnedFd> {
@@ -475,9 +581,9 @@ fn open(path: &Path) -> io::Result<OwnedFd> {
 
 /// Opens a file by its name in an open directory: no path walk from the root, which is
 /// most of the cost when a volume holds a thousand small keys.
-fn open_at(dir: &fs::File, name: &str) -> io::Result<OwnedFd> {
+fn open_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
     Ok(rustix::fs::openat(
-        dir.as_fd(),
+        dir,
         name,
         OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
         rustix::fs::Mode::empty(),
@@ -604,6 +710,29 @@ mod tests {
         symlink(outside.path(), dir.path().join("..data")).expect("link");
         let err = Snapshot::read(dir.path()).expect_err("must refuse");
         assert!(matches!(err, SnapshotError::SymlinkEscapes { .. }), "{err}");
+    }
+
+    /// `..data` naming a plain name in the root is opened without following links: a
+    /// name that is itself a link out of the root is still refused, one to a directory
+    /// inside it still read.
+    #[test]
+    fn data_target_that_is_itself_a_link_is_resolved_in_full() {
+        let outside = tempdir();
+        write(&outside.path().join("key"), "x");
+        let dir = tempdir();
+        symlink(outside.path(), dir.path().join("..ts")).expect("link");
+        symlink("..ts", dir.path().join("..data")).expect("link");
+        let err = Snapshot::read(dir.path()).expect_err("must refuse");
+        assert!(matches!(err, SnapshotError::SymlinkEscapes { .. }), "{err}");
+
+        let dir = tempdir();
+        write(&dir.path().join("..real/key"), "inside");
+        symlink("..real", dir.path().join("..ts")).expect("link");
+        symlink("..ts", dir.path().join("..data")).expect("link");
+        let (snap, layout) =
+            Snapshot::read_volume(dir.path(), &ReadLimits::default()).expect("read");
+        assert_eq!(layout, Layout::Kubelet);
+        assert_eq!(snap.get("key"), Some(b"inside".as_slice()));
     }
 
     #[test]
