@@ -45,7 +45,9 @@
 //! - [`Snapshot`]: a directory's user-visible keys and bytes, read consistently through
 //!   `..data` within [`ReadLimits`], with the public content [`Digest`] and the
 //!   [`Layout`] it was read with;
-//! - [`DirWatcher`]: inotify on the directory, reporting each real content change once;
+//! - [`DirWatcher`]: inotify on the directory, reporting each real content change once
+//!   (from its own thread; with feature `tokio`, `watch::AsyncDirWatcher` runs the same
+//!   watcher as a task that polls inotify on the runtime);
 //! - [`Format`] and [`typed`]: per-file and whole-snapshot decoding with serde, whose
 //!   errors name keys, fields, types and positions but never quote a value;
 //! - [`Reloadable`]: decode → validate → atomic swap, history, rollback, callbacks,
@@ -59,7 +61,7 @@
 //!   `rekindle status --wait` can tell when every replica runs a new config.
 //!
 //! Features: `yaml` and `toml` (decoders, on by default; JSON is always available),
-//! `tokio` ([`Reloadable::subscribe`]) and `kube` ([`api`], `Reloadable::watch_api`,
+//! `tokio` ([`Reloadable::subscribe`], `watch::AsyncDirWatcher`) and `kube` ([`api`], `Reloadable::watch_api`,
 //! `report::PodReporter`).
 //! The core needs no async runtime.
 #![warn(missing_docs)]
