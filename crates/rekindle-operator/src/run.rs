@@ -552,9 +552,10 @@ fn spawn_watches(
                 Some(ns) => Api::namespaced_with(client.clone(), ns, csi),
                 None => Api::all_with(client.clone(), csi),
             };
+            // Reloader applies the resource label selector to these too.
             tokio::spawn(watch::run(
                 dynamic,
-                watcher::Config::default(),
+                source_config(),
                 id.clone(),
                 |o: DynamicObject| match objects::pod_status(&o.metadata, &o.data["status"]) {
                     Some((status, source, entry)) => Object::PodStatus {

@@ -55,14 +55,26 @@ async fn install_csi_crds(client: &kube::Client) {
 
 /// Writes the pod status the driver keeps for `pod`'s mount of class `vault-db`.
 async fn put_pod_status(client: &kube::Client, pod: &str, version: &str) {
+    put_labelled_pod_status(client, pod, "vault-db", version, json!({})).await;
+}
+
+/// [`put_pod_status`] for `pod`'s mount of `class`, with these labels on the status
+/// object.
+async fn put_labelled_pod_status(
+    client: &kube::Client,
+    pod: &str,
+    class: &str,
+    version: &str,
+    labels: serde_json::Value,
+) {
     let resource = resource(client, GROUP, "v1", "SecretProviderClassPodStatus").await;
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &resource);
-    let name = format!("{pod}-{NS}-vault-db");
+    let name = format!("{pod}-{NS}-{class}");
     let mut object: DynamicObject = serde_json::from_value(json!({
         "apiVersion": format!("{GROUP}/v1"), "kind": "SecretProviderClassPodStatus",
-        "metadata": {"name": name, "namespace": NS},
+        "metadata": {"name": name, "namespace": NS, "labels": labels},
         "status": {
-            "podName": pod, "secretProviderClassName": "vault-db", "mounted": true,
+            "podName": pod, "secretProviderClassName": class, "mounted": true,
             "targetPath": format!("/var/lib/kubelet/pods/{pod}/volumes/secrets"),
             "objects": [
                 {"id": "secret/db-user", "version": "1"},
@@ -87,15 +99,19 @@ async fn put_pod_status(client: &kube::Client, pod: &str, version: &str) {
 }
 
 fn csi_user(name: &str) -> Workload {
+    csi_user_of(name, "vault-db")
+}
+
+fn csi_user_of(name: &str, class: &str) -> Workload {
     deployment(name)
-        .annotations(json!({"secretproviderclass.reloader.stakater.com/reload": "vault-db"}))
+        .annotations(json!({"secretproviderclass.reloader.stakater.com/reload": class}))
         .pod(json!({
             "containers": [container("app", json!({
                 "volumeMounts": [{"name": "secrets", "mountPath": "/mnt/secrets", "readOnly": true}],
             }))],
             "volumes": [{"name": "secrets", "csi": {
                 "driver": "secrets-store.csi.k8s.io", "readOnly": true,
-                "volumeAttributes": {"secretProviderClass": "vault-db"},
+                "volumeAttributes": {"secretProviderClass": class},
             }}],
         }))
 }
@@ -201,4 +217,86 @@ async fn without_the_crds_the_operator_says_so_and_runs() {
             .then_some(())
     })
     .await;
+}
+
+/// `--resource-label-selector` applies to the pod status objects too, as in Reloader:
+/// a rotation seen only in a status without the label rolls nothing.
+#[tokio::test]
+#[ignore = "needs scripts/provision-k8s.sh"]
+async fn the_resource_label_selector_filters_pod_statuses() {
+    const OTHER_VAR: &str = "STAKATER_VAULT_OTHER_SECRETPROVIDERCLASS";
+    let cluster = Cluster::start().await;
+    let client = &cluster.client;
+    create_namespace(client, NS).await;
+    install_csi_crds(client).await;
+    csi_user("db-selected").create(&cluster, NS).await;
+    csi_user_of("other-selected", "vault-other")
+        .create(&cluster, NS)
+        .await;
+    let selected = || json!({"reload": "yes"});
+    let status = |pod: &'static str, class: &'static str, version: &'static str, labels| {
+        put_labelled_pod_status(client, pod, class, version, labels)
+    };
+    status("pod-plain", "vault-db", "1", json!({})).await;
+    status("pod-labelled", "vault-db", "1", selected()).await;
+    status("pod-labelled", "vault-other", "1", selected()).await;
+
+    let operator = cluster
+        .operator(&[
+            "--enable-csi-integration",
+            "--resource-label-selector=reload=yes",
+            "--hash",
+            "reloader-sha1",
+            "--cooldown",
+            "0s",
+        ])
+        .await;
+    eventually("the operator ready", || async {
+        operator
+            .log_text()
+            .contains("initial list complete")
+            .then_some(())
+    })
+    .await;
+    let sha = |class: &str, version: &str| {
+        reloader_sha1_pod_status(
+            class,
+            [("secret/db-pass", version), ("secret/db-user", "1")],
+        )
+    };
+    // A selected rotation rolls.
+    status("pod-labelled", "vault-db", "3", selected()).await;
+    let rolled = sha("vault-db", "3");
+    wait_marker(
+        &cluster,
+        Kind::Deployment,
+        NS,
+        "db-selected",
+        "app",
+        VAR,
+        &rolled,
+    )
+    .await;
+    // Not selected: nothing. The selected rotation of the other class comes after it on
+    // the same stream, so once that one has rolled, this one has been handled.
+    status("pod-plain", "vault-db", "4", json!({})).await;
+    status("pod-labelled", "vault-other", "2", selected()).await;
+    let other = sha("vault-other", "2");
+    wait_marker(
+        &cluster,
+        Kind::Deployment,
+        NS,
+        "other-selected",
+        "app",
+        OTHER_VAR,
+        &other,
+    )
+    .await;
+    operator.assert_idle().await;
+    assert_eq!(
+        env_of(&cluster, Kind::Deployment, NS, "db-selected", "app", VAR).await,
+        Some(rolled),
+        "an unlabelled status rolled db-selected"
+    );
+    operator.assert_rollouts(2).await;
 }

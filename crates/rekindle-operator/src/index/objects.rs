@@ -104,7 +104,8 @@ pub fn pod_status(
     objects.dedup_by(|a, b| a.0 == b.0);
     let entry = SourceEntry {
         uid,
-        // The class's own annotations are not read: `match` does not apply to it.
+        // `ignore` and `match` live on the SecretProviderClass itself, which Reloader
+        // GETs when it acts; it is not watched here yet, so both count as unset.
         flags: SourceFlags::default(),
         digests: KeyDigests::new(objects.iter().map(|(id, v)| (*id, v.as_bytes()))),
         reloader_sha1: reloader_sha1_pod_status(class, objects.iter().copied()),
