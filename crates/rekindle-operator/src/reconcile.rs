@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use crate::cluster::watch::{Message, StreamEvent, StreamId, Watched};
-use crate::decide::annotations::{InvalidPattern, RolloutStrategy};
+use crate::decide::annotations::{InvalidPattern, RolloutStrategy, SourceFlags};
 use crate::decide::cooldown::{Cooldown, Due, Queued};
 use crate::decide::decision::needs_named_scan;
 use crate::decide::fleet::workload_counts;
@@ -42,6 +42,9 @@ pub enum Object {
         /// What the driver mounted, as the class's content.
         entry: SourceEntry,
     },
+    /// A SecretProviderClass's own `ignore` and `match` annotations, which decide for
+    /// every change of its pod statuses (Reloader reads them from the class too).
+    ClassFlags(SourceId, SourceFlags),
     /// An object the operator has no use for (a pod status without a class name).
     Ignored,
     /// A pod, for the fleet view (`None`: it does not count, e.g. terminating).
@@ -124,6 +127,10 @@ pub struct Reconciler {
     /// Each SecretProviderClassPodStatus's content (Reloader's SHA-1 of it), by
     /// `namespace/name`: a class changes when one of them changes.
     pod_statuses: HashMap<String, String>,
+    /// The annotations of the SecretProviderClasses seen (`--enable-csi-integration`),
+    /// kept apart from the index: a pod status's entry replaces the class's whole
+    /// entry, and takes its flags from here.
+    class_flags: HashMap<SourceId, SourceFlags>,
     /// Pods of workloads, for the fleet view.
     pods: PodIndex,
     /// Workloads whose fleet counts may have changed since they were last taken.
@@ -135,6 +142,7 @@ pub struct Reconciler {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Listed {
     Source(SourceId),
+    Class(SourceId),
     Workload(WorkloadId),
     Namespace(String),
     PodStatus(String),
@@ -159,6 +167,7 @@ impl Reconciler {
             resume_tried: HashMap::new(),
             announcements: Vec::new(),
             pod_statuses: HashMap::new(),
+            class_flags: HashMap::new(),
             pods: PodIndex::default(),
             fleet_dirty: HashSet::new(),
             fleet_shown: HashSet::new(),
@@ -200,6 +209,7 @@ impl Reconciler {
                         Object::Workload(id, _) => Listed::Workload(id.clone()),
                         Object::Namespace(name) => Listed::Namespace(name.clone()),
                         Object::PodStatus { status, .. } => Listed::PodStatus(status.clone()),
+                        Object::ClassFlags(id, _) => Listed::Class(id.clone()),
                         Object::Ignored => return,
                         Object::Pod(id, _) => Listed::Pod(id.clone()),
                     });
@@ -241,11 +251,13 @@ impl Reconciler {
                 self.workloads.apply(id, entry);
             }
             Object::Ignored => {}
+            Object::ClassFlags(id, flags) => self.set_class_flags(id, Some(flags)),
             Object::PodStatus {
                 status,
                 source,
-                entry,
+                mut entry,
             } => {
+                entry.flags = self.class_flags.get(&source).copied().unwrap_or_default();
                 let content = entry.reloader_sha1.clone();
                 let previous = self.pod_statuses.insert(status, content.clone());
                 let known = self.sources.get(&source).is_some();
@@ -322,8 +334,25 @@ impl Reconciler {
             Object::PodStatus { status, .. } => {
                 self.pod_statuses.remove(&status);
             }
+            Object::ClassFlags(id, _) => self.set_class_flags(id, None),
             Object::Ignored => {}
         }
+    }
+
+    /// Records a SecretProviderClass's flags (`None`: the class is gone, or was not
+    /// listed again) for its next changes, and on the class's entry if it has one.
+    /// A change of annotations alone rolls nothing, as for ConfigMaps.
+    fn set_class_flags(&mut self, id: SourceId, flags: Option<SourceFlags>) {
+        let value = flags.unwrap_or_default();
+        if let Some(entry) = self.sources.get(&id) {
+            let mut entry = entry.clone();
+            entry.flags = value;
+            self.sources.apply(id.clone(), entry);
+        }
+        match flags {
+            Some(flags) => self.class_flags.insert(id, flags),
+            None => self.class_flags.remove(&id),
+        };
     }
 
     fn source_gone(&mut self, now: Instant, id: &SourceId, metrics: &Metrics) {
@@ -396,6 +425,18 @@ impl Reconciler {
                     .collect();
                 for id in self.workloads.retain_listed(kind, namespace, &listed) {
                     self.forget_workload(&id);
+                }
+            }
+            Watched::ClassFlags => {
+                let gone: Vec<SourceId> = self
+                    .class_flags
+                    .keys()
+                    .filter(|id| namespace.is_none_or(|ns| id.namespace == ns))
+                    .filter(|id| !seen.contains(&Listed::Class((*id).clone())))
+                    .cloned()
+                    .collect();
+                for id in gone {
+                    self.set_class_flags(id, None);
                 }
             }
             Watched::Namespaces => {
@@ -1026,6 +1067,102 @@ mod tests {
             StreamEvent::Applied(mk_pod_status("a", &[("db-pass", "3")])),
         );
         assert!(h.drain().is_empty());
+    }
+
+    fn class_stream() -> StreamId {
+        StreamId {
+            watched: Watched::ClassFlags,
+            namespace: None,
+        }
+    }
+
+    /// The SecretProviderClass `vault-db` itself, with these annotations.
+    fn mk_class(annotations: &[(&str, &str)]) -> Object {
+        let meta = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            namespace: Some(NS.to_owned()),
+            name: Some("vault-db".to_owned()),
+            annotations: Some(
+                annotations
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        let names = crate::decide::annotations::AnnotationNames::default();
+        let (id, flags) = crate::index::objects::class_flags(&meta, &names);
+        Object::ClassFlags(id, flags)
+    }
+
+    /// `reloader.stakater.com/ignore` on the SecretProviderClass itself stops its
+    /// rotations from rolling anything, as in Reloader; removing it lets the next one
+    /// roll; the annotation's changes alone roll nothing.
+    #[test]
+    fn the_class_s_own_ignore_annotation_decides_for_its_rotations() {
+        const IGNORE: &str = "reloader.stakater.com/ignore";
+        let mut h = Harness {
+            reconciler: Reconciler::new(
+                mk_settings(),
+                [spc_stream(), class_stream(), deploy_stream()],
+            ),
+            metrics: Metrics::new(false),
+            now: Instant::now(),
+        };
+        h.send(deploy_stream(), StreamEvent::Relisting);
+        h.send(deploy_stream(), StreamEvent::Listed(mk_csi_user()));
+        h.send(deploy_stream(), StreamEvent::ListDone);
+        h.send(class_stream(), StreamEvent::Relisting);
+        h.send(
+            class_stream(),
+            StreamEvent::Listed(mk_class(&[(IGNORE, "true")])),
+        );
+        h.send(class_stream(), StreamEvent::ListDone);
+        h.send(spc_stream(), StreamEvent::Relisting);
+        h.send(
+            spc_stream(),
+            StreamEvent::Listed(mk_pod_status("a", &[("db-pass", "1")])),
+        );
+        h.send(spc_stream(), StreamEvent::ListDone);
+        assert!(h.drain().is_empty(), "the first list rolls nothing");
+
+        h.send(
+            spc_stream(),
+            StreamEvent::Applied(mk_pod_status("a", &[("db-pass", "2")])),
+        );
+        assert!(h.drain().is_empty(), "an ignored class rolls nothing");
+
+        h.send(class_stream(), StreamEvent::Applied(mk_class(&[])));
+        assert!(
+            h.drain().is_empty(),
+            "an annotation change alone rolls nothing"
+        );
+        h.send(
+            spc_stream(),
+            StreamEvent::Applied(mk_pod_status("a", &[("db-pass", "3")])),
+        );
+        assert_eq!(names(&h.drain()), ["vault-user"]);
+
+        // Set again, then the class deleted: its flags go with it.
+        h.advance(COOLDOWN * 2);
+        h.send(
+            class_stream(),
+            StreamEvent::Applied(mk_class(&[(IGNORE, "true")])),
+        );
+        h.send(
+            spc_stream(),
+            StreamEvent::Applied(mk_pod_status("a", &[("db-pass", "4")])),
+        );
+        assert!(h.drain().is_empty());
+        h.send(
+            class_stream(),
+            StreamEvent::Deleted(mk_class(&[(IGNORE, "true")])),
+        );
+        h.advance(COOLDOWN * 2);
+        h.send(
+            spc_stream(),
+            StreamEvent::Applied(mk_pod_status("a", &[("db-pass", "5")])),
+        );
+        assert_eq!(names(&h.drain()), ["vault-user"]);
     }
 
     // ---- invalid named-list items -------------------------------------------

@@ -568,6 +568,33 @@ fn spawn_watches(
                 tx.clone(),
             ));
             streams.push(id);
+            // The classes themselves, for their `ignore` and `match` annotations. No
+            // label selector: Reloader reads a class's annotations whatever its labels.
+            let id = StreamId {
+                watched: Watched::ClassFlags,
+                namespace: ns.clone(),
+            };
+            let classes = ApiResource {
+                kind: "SecretProviderClass".into(),
+                plural: "secretproviderclasses".into(),
+                ..csi.clone()
+            };
+            let classes: Api<DynamicObject> = match ns {
+                Some(ns) => Api::namespaced_with(client.clone(), ns, &classes),
+                None => Api::all_with(client.clone(), &classes),
+            };
+            let names = names.clone();
+            tokio::spawn(watch::run(
+                classes,
+                watcher::Config::default(),
+                id.clone(),
+                move |o: DynamicObject| {
+                    let (id, flags) = objects::class_flags(&o.metadata, &names);
+                    Object::ClassFlags(id, flags)
+                },
+                tx.clone(),
+            ));
+            streams.push(id);
         }
         for kind in &config.workloads {
             let id = StreamId {

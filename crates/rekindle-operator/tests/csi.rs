@@ -300,3 +300,80 @@ async fn the_resource_label_selector_filters_pod_statuses() {
     );
     operator.assert_rollouts(2).await;
 }
+
+/// `reloader.stakater.com/ignore` on the SecretProviderClass itself: its rotations roll
+/// nothing, as in Reloader (which reads the class's annotations when a status changes).
+#[tokio::test]
+#[ignore = "needs scripts/provision-k8s.sh"]
+async fn an_ignored_secret_provider_class_rolls_nothing() {
+    const OTHER_VAR: &str = "STAKATER_VAULT_OTHER_SECRETPROVIDERCLASS";
+    let cluster = Cluster::start().await;
+    let client = &cluster.client;
+    create_namespace(client, NS).await;
+    install_csi_crds(client).await;
+    for (class, annotations) in [
+        ("vault-db", json!({"reloader.stakater.com/ignore": "true"})),
+        ("vault-other", json!({})),
+    ] {
+        create_object(
+            client,
+            json!({
+                "apiVersion": format!("{GROUP}/v1"), "kind": "SecretProviderClass",
+                "metadata": {"name": class, "namespace": NS, "annotations": annotations},
+                "spec": {"provider": "vault"},
+            }),
+        )
+        .await;
+    }
+    csi_user("db-client").create(&cluster, NS).await;
+    csi_user_of("other-client", "vault-other")
+        .create(&cluster, NS)
+        .await;
+    let status = |class: &'static str, version: &'static str| {
+        put_labelled_pod_status(client, "pod-a", class, version, json!({}))
+    };
+    status("vault-db", "1").await;
+    status("vault-other", "1").await;
+
+    let operator = cluster
+        .operator(&[
+            "--enable-csi-integration",
+            "--hash",
+            "reloader-sha1",
+            "--cooldown",
+            "0s",
+        ])
+        .await;
+    eventually("the operator ready", || async {
+        operator
+            .log_text()
+            .contains("initial list complete")
+            .then_some(())
+    })
+    .await;
+    // The ignored class rotates, then the other one, on the same stream: once the
+    // other has rolled, the ignored one has been handled.
+    status("vault-db", "2").await;
+    status("vault-other", "2").await;
+    let other = reloader_sha1_pod_status(
+        "vault-other",
+        [("secret/db-pass", "2"), ("secret/db-user", "1")],
+    );
+    wait_marker(
+        &cluster,
+        Kind::Deployment,
+        NS,
+        "other-client",
+        "app",
+        OTHER_VAR,
+        &other,
+    )
+    .await;
+    operator.assert_idle().await;
+    assert_eq!(
+        env_of(&cluster, Kind::Deployment, NS, "db-client", "app", VAR).await,
+        None,
+        "the ignored class rolled db-client"
+    );
+    operator.assert_rollouts(1).await;
+}

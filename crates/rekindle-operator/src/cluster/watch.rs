@@ -37,6 +37,9 @@ pub enum Watched {
     Namespaces,
     /// Pods, metadata only (`PartialObjectMeta<Pod>`), for the fleet view.
     Pods,
+    /// SecretProviderClasses themselves (`--enable-csi-integration`), for their
+    /// `ignore` and `match` annotations; their content comes from the pod statuses.
+    ClassFlags,
 }
 
 /// One step of a stream, carrying whatever the converter made of the object.

@@ -104,8 +104,8 @@ pub fn pod_status(
     objects.dedup_by(|a, b| a.0 == b.0);
     let entry = SourceEntry {
         uid,
-        // `ignore` and `match` live on the SecretProviderClass itself, which Reloader
-        // GETs when it acts; it is not watched here yet, so both count as unset.
+        // `ignore` and `match` live on the SecretProviderClass itself (see
+        // `class_flags`); the reconciler sets them from there.
         flags: SourceFlags::default(),
         digests: KeyDigests::new(objects.iter().map(|(id, v)| (*id, v.as_bytes()))),
         reloader_sha1: reloader_sha1_pod_status(class, objects.iter().copied()),
@@ -117,6 +117,17 @@ pub fn pod_status(
         SourceId::new(SourceKind::SecretProviderClass, namespace, class),
         entry,
     ))
+}
+
+/// A SecretProviderClass's own `ignore` and `match` annotations: Reloader reads them
+/// from the class when one of its pod statuses changes.
+pub fn class_flags(meta: &ObjectMeta, names: &AnnotationNames) -> (SourceId, SourceFlags) {
+    let (namespace, name, _) = ids(meta);
+    let flags = SourceFlags::parse(annotations(meta), names);
+    (
+        SourceId::new(SourceKind::SecretProviderClass, namespace, name),
+        flags,
+    )
 }
 
 /// A pod, from its metadata alone: its identity, and its entry if it counts for the
