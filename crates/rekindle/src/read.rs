@@ -571,23 +571,44 @@ fn stat_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<FileType> {
     Ok(FileType::from_raw_mode(stat.st_mode))
 }
 
+/// Opens a file found through a symlink (checked to be a regular file just before; a
+/// non-blocking open keeps a FIFO swapped in since from holding the read).
 fn open(path: &Path) -> io::Result<OwnedFd> {
     Ok(rustix::fs::open(
         path,
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
         rustix::fs::Mode::empty(),
     )?)
 }
 
 /// Opens a file by its name in an open directory: no path walk from the root, which is
 /// most of the cost when a volume holds a thousand small keys.
+///
+/// The listing said it was a regular file, but the name may have been replaced since: a
+/// symlink is not followed (it could lead out of the root) and the open never blocks
+/// (a FIFO would hold the watcher, and in `rekindle watch` the whole runtime, until a
+/// writer came). Anything but a regular file is reported as gone: the change that
+/// replaced it brings another read.
 fn open_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
-    Ok(rustix::fs::openat(
+    let replaced = || io::Error::from(io::ErrorKind::NotFound);
+    let file = rustix::fs::openat(
         dir,
         name,
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NOFOLLOW | OFlags::NONBLOCK,
         rustix::fs::Mode::empty(),
-    )?)
+    )
+    .map_err(|e| {
+        if e == rustix::io::Errno::LOOP {
+            replaced()
+        } else {
+            e.into()
+        }
+    })?;
+    let stat = rustix::fs::fstat(&file)?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+        return Err(replaced());
+    }
+    Ok(file)
 }
 
 /// Reads a file to its end or to `limit + 1` bytes, whichever comes first, so that a huge
@@ -710,6 +731,29 @@ mod tests {
         symlink(outside.path(), dir.path().join("..data")).expect("link");
         let err = Snapshot::read(dir.path()).expect_err("must refuse");
         assert!(matches!(err, SnapshotError::SymlinkEscapes { .. }), "{err}");
+    }
+
+    /// A name listed as a regular file is opened only if it still is one: a symlink or a
+    /// FIFO put there since (by whoever can write the directory) is not followed, and
+    /// does not block, and counts as gone (a race: the change brings another read).
+    #[test]
+    fn a_file_replaced_after_the_listing_is_not_followed_or_waited_on() {
+        let dir = tempdir();
+        write(&dir.path().join("plain"), "v");
+        symlink("/etc/hostname", dir.path().join("link")).expect("link");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            dir.path().join("fifo"),
+            rustix::fs::Mode::RUSR,
+        )
+        .expect("fifo");
+        let fd = open_dir(dir.path()).expect("open");
+        let name = |n: &str| std::ffi::CString::new(n).expect("name");
+        assert!(open_at(fd.as_fd(), &name("plain")).is_ok());
+        for replaced in ["link", "fifo"] {
+            let error = open_at(fd.as_fd(), &name(replaced)).expect_err(replaced);
+            assert_eq!(error.kind(), io::ErrorKind::NotFound, "{replaced}: {error}");
+        }
     }
 
     /// `..data` naming a plain name in the root is opened without following links: a

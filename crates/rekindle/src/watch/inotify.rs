@@ -111,6 +111,21 @@ impl Inotify {
         }
     }
 
+    /// Removes the watches of `dir` and of every directory below it.
+    fn forget_below(&mut self, dir: &Path) {
+        let gone: Vec<i32> = self
+            .watches
+            .iter()
+            .filter(|(_, path)| path.starts_with(dir))
+            .map(|(wd, _)| *wd)
+            .collect();
+        for wd in gone {
+            self.watches.remove(&wd);
+            // Already gone if the kernel dropped it meanwhile.
+            let _ = inotify::remove_watch(&self.fd, wd);
+        }
+    }
+
     /// Reads the events waiting, up to about [`MAX_EVENTS_PER_READ`] (a writer faster than
     /// the reader must not keep it here for ever: the rest stays queued, and the
     /// descriptor stays readable). `WouldBlock` when there was none, so that a poller
@@ -149,6 +164,11 @@ impl Inotify {
         name: Option<&[u8]>,
     ) -> io::Result<Option<Event>> {
         if flags.contains(ReadFlags::QUEUE_OVERFLOW) {
+            // A directory created during the lost events has no watch yet.
+            if self.recursive {
+                let root = self.root.clone();
+                self.add_below(&root, 0)?;
+            }
             return Ok(Some(Event::new(EventKind::Other).set_flag(Flag::Rescan)));
         }
         if flags.contains(ReadFlags::IGNORED) {
@@ -203,6 +223,11 @@ impl Inotify {
         } else {
             return Ok(None);
         };
+        // A directory moved out of the tree takes its watches along: drop them, or
+        // writes far away would be reported as if they were here.
+        if is_dir && flags.contains(ReadFlags::MOVED_FROM) {
+            self.forget_below(&path);
+        }
         // A directory that appears below a recursive watch is watched too; one moved in
         // may bring a whole tree.
         if self.recursive && is_dir && flags.intersects(ReadFlags::CREATE | ReadFlags::MOVED_TO) {
@@ -324,6 +349,20 @@ mod tests {
             .filter(|e| e.kind == EventKind::Create(CreateKind::File))
             .count();
         assert_eq!((all.len(), created), (6000, 3000));
+    }
+
+    #[test]
+    fn a_directory_moved_out_is_no_longer_watched() {
+        let parent = tempfile::tempdir().unwrap();
+        let root = parent.path().join("root");
+        fs::create_dir_all(root.join("sub")).unwrap();
+        let mut inotify = Inotify::start(&root, true).unwrap();
+        fs::rename(root.join("sub"), parent.path().join("away")).unwrap();
+        drain(&mut inotify);
+        assert_eq!(inotify.watched(), 1);
+        fs::write(parent.path().join("away/k"), "v").unwrap();
+        let events = drain(&mut inotify);
+        assert!(events.is_empty(), "{events:?}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
@@ -44,7 +45,8 @@ pub struct AsyncDirWatcher {
 
 impl AsyncDirWatcher {
     /// Starts watching `dir` from a task spawned on the current runtime (this panics
-    /// outside one, as `tokio::spawn` does). The directory need not exist yet.
+    /// outside one, as `tokio::spawn` does). The runtime needs its IO and time drivers
+    /// (`enable_all`, or `enable_io` and `enable_time`). The directory need not exist yet.
     ///
     /// `handler` runs on the runtime, one event at a time, and should not block: it
     /// holds up the watcher and the tasks sharing its thread. Fails at once if
@@ -136,6 +138,13 @@ async fn run<H: FnMut(WatchEvent)>(mut core: Core<H>, rescan: Arc<Notify>) {
                 }
             } => vec![Input::Wake],
         };
+        // The select prefers events: a writer that never pauses would keep the timer
+        // from ever being polled, and with it the bounds on how long a read may wait.
+        if wake.is_some_and(|at| at <= Instant::now())
+            && !matches!(inputs.last(), Some(Input::Wake))
+        {
+            inputs.push(Input::Wake);
+        }
     }
 }
 
