@@ -145,23 +145,11 @@ impl DirWatcher {
     where
         H: FnMut(WatchEvent) + Send + 'static,
     {
-        options.validate()?;
-        let dir = std::path::absolute(dir.as_ref()).map_err(|source| WatchError::Path {
-            dir: dir.as_ref().to_owned(),
-            source,
-        })?;
+        let core = Core::prepare(dir.as_ref(), &options, handler)?;
+        let (dir, ready, gate) = (core.dir.clone(), core.ready.clone(), core.gate.clone());
         let (messages, inbox) = mpsc::channel();
-        let ready = Arc::new(AtomicBool::new(false));
-        let gate = Arc::new(Gate::default());
         let worker = Worker {
-            core: Arc::new(Mutex::new(Core {
-                machine: Machine::new(dir.clone(), &options),
-                dir: dir.clone(),
-                limits: options.limits.clone(),
-                handler,
-                ready: ready.clone(),
-                gate: gate.clone(),
-            })),
+            core: Arc::new(Mutex::new(core)),
             dir: dir.clone(),
             messages: messages.clone(),
             inotify: None,
@@ -262,6 +250,26 @@ struct Core<H> {
     handler: H,
     ready: Arc<AtomicBool>,
     gate: Arc<Gate>,
+}
+
+impl<H> Core<H> {
+    /// What both watchers start from: `options` checked, the path made absolute, the
+    /// machine, and the readiness flag and gate their owners share.
+    fn prepare(dir: &Path, options: &WatchOptions, handler: H) -> Result<Core<H>, WatchError> {
+        options.validate()?;
+        let dir = std::path::absolute(dir).map_err(|source| WatchError::Path {
+            dir: dir.to_owned(),
+            source,
+        })?;
+        Ok(Core {
+            machine: Machine::new(dir.clone(), options),
+            dir,
+            limits: options.limits.clone(),
+            handler,
+            ready: Arc::new(AtomicBool::new(false)),
+            gate: Arc::new(Gate::default()),
+        })
+    }
 }
 
 impl<H: FnMut(WatchEvent)> Core<H> {

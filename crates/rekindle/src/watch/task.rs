@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 
 use super::classify::{Reaction, classify};
 use super::inotify::Inotify;
-use super::machine::{Input, Machine};
+use super::machine::Input;
 use super::{Core, Gate, ThreadWork, WatchError, WatchEvent, WatchOptions, look};
 
 /// Watches one directory from a task on the current tokio runtime and calls a handler
@@ -59,22 +59,9 @@ impl AsyncDirWatcher {
     where
         H: FnMut(WatchEvent) + Send + 'static,
     {
-        options.validate()?;
-        let dir = std::path::absolute(dir.as_ref()).map_err(|source| WatchError::Path {
-            dir: dir.as_ref().to_owned(),
-            source,
-        })?;
-        let ready = Arc::new(AtomicBool::new(false));
-        let gate = Arc::new(Gate::default());
+        let core = Core::prepare(dir.as_ref(), &options, handler)?;
+        let (dir, ready, gate) = (core.dir.clone(), core.ready.clone(), core.gate.clone());
         let rescan = Arc::new(Notify::new());
-        let core = Core {
-            machine: Machine::new(dir.clone(), &options),
-            dir: dir.clone(),
-            limits: options.limits.clone(),
-            handler,
-            ready: ready.clone(),
-            gate: gate.clone(),
-        };
         let task = tokio::spawn(run(core, rescan.clone()));
         Ok(AsyncDirWatcher {
             dir,
