@@ -11,8 +11,9 @@
 //! `rekindle-operator`; `ANCHORS_BIN` to `$HOME/.cache/rekindle/anchors/bin` (where
 //! `reloader` is looked for; without it the Reloader rows are skipped, with a line
 //! saying so). `UPDATE_BYTES` (size of the ConfigMap of phases 1 and 2, default 4096),
-//! `UPDATES` (default 300), `CHANGES` (default 100) and `OBJECTS` (default
-//! `1000,10000`) size the phases; `BENCH_LOGS=DIR` keeps the tools' and the control
+//! `UPDATES` (default 300), `NEIGHBOURS` (other Deployments in phase 1's namespace,
+//! default 0), `CHANGES` (default 100) and `OBJECTS` (default `1000,10000`) size the
+//! phases; `BENCH_LOGS=DIR` keeps the tools' and the control
 //! plane's logs there. `-- --test` (or `cargo test --benches`) runs a quick
 //! pass that only shows the bench works.
 //!
@@ -24,7 +25,8 @@
 //! once: each tool runs alone, one after the other, against its own fresh namespaces).
 //!
 //! 1. **Update → patch latency**: one ConfigMap (`UPDATE_BYTES` of text) and one Deployment
-//!    using it through `envFrom` with `reloader.stakater.com/auto: "true"`. Each sample
+//!    using it through `envFrom` with `reloader.stakater.com/auto: "true"`, and
+//!    `NEIGHBOURS` other such Deployments, each with a ConfigMap of its own. Each sample
 //!    runs from just before the ConfigMap PATCH is sent to the moment this bench's
 //!    Deployment watch delivers the Deployment with a new `STAKATER_*` env value. The
 //!    next update starts 100 ms after. Three warm-up updates are not counted. The
@@ -133,6 +135,8 @@ struct Settings {
     /// Bytes of the ConfigMap of phases 1 and 2.
     update_bytes: usize,
     updates: usize,
+    /// Phase 1: other Deployments in the namespace, each with a ConfigMap of its own.
+    neighbours: usize,
     changes: usize,
     objects: Vec<usize>,
     settle: Duration,
@@ -158,6 +162,7 @@ fn main() {
             quick,
             update_bytes: SMALL_DATA,
             updates: 10,
+            neighbours: 2,
             changes: 10,
             objects: vec![50, 200],
             settle: Duration::from_secs(1),
@@ -171,6 +176,7 @@ fn main() {
             quick,
             update_bytes: number("UPDATE_BYTES", SMALL_DATA),
             updates: number("UPDATES", 300),
+            neighbours: number("NEIGHBOURS", 0),
             changes: number("CHANGES", 100),
             objects,
             settle: Duration::from_secs(10),
@@ -525,11 +531,18 @@ impl Bench {
 
     // ---- phase 1 ----
 
-    /// A ConfigMap `cfg` and a Deployment `web` using it.
+    /// A ConfigMap `cfg` and a Deployment `web` using it, and `NEIGHBOURS` other
+    /// Deployments `app-N`, each using a ConfigMap `app-N` of its own: a namespace as
+    /// a team runs it, where a change concerns one workload of many.
     async fn latency_namespace(&self, ns: &str) {
         self.create_namespace(ns).await;
         self.put_config_map(ns, "cfg", 0).await;
         self.create_deployment(ns, "web", "cfg").await;
+        for i in 0..self.settings.neighbours {
+            let name = format!("app-{i}");
+            self.put_config_map(ns, &name, 0).await;
+            self.create_deployment(ns, &name, &name).await;
+        }
     }
 
     /// Updates `cfg` and times until `web` carries a new value; without a tool
@@ -856,8 +869,8 @@ impl Bench {
             load_average()
         );
         println!(
-            "\n## 1. ConfigMap update → Deployment patched ({} updates per tool)\n",
-            self.settings.updates
+            "\n## 1. ConfigMap update → Deployment patched ({} updates per tool, {} other Deployments in the namespace)\n",
+            self.settings.updates, self.settings.neighbours
         );
         println!("| tool | median | p90 | p99 | max | missed |");
         println!("|---|---|---|---|---|---|");

@@ -130,6 +130,7 @@ pub fn config(settings: &Settings) -> Config {
             csi_enabled: settings
                 .sources
                 .contains(&crate::model::SourceKind::SecretProviderClass),
+            patterns: Default::default(),
         },
         reconcile: reconcile::Settings {
             plan,

@@ -9,23 +9,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::Context as _;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
-use kube::api::{Api, ApiResource, DynamicObject};
-use kube::core::PartialObjectMeta;
+use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::watcher;
 use tokio::sync::{mpsc, watch as channel};
 
 use crate::cli::AlertSettings;
 use crate::cluster::rollout::Executor;
-use crate::cluster::watch::{self, Message, StreamId, Watched};
+use crate::cluster::streams::{self, Discovered};
+use crate::cluster::watch::Message;
 use crate::cluster::{hash_key, lease};
 use crate::decide::digest::MarkerKey;
 use crate::decide::plan::HashMode;
-use crate::index::objects::{self, WorkloadSettings};
+use crate::index::objects::WorkloadSettings;
 use crate::metrics::Metrics;
 use crate::model::{SourceKind, WorkloadKind};
 use crate::notify::alert;
@@ -108,28 +104,22 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
         settings.plan.hash = HashMode::ReloaderSha1;
     }
 
-    let cron_jobs = cron_job_resource(&client)
+    let apis = Discovered::discover(&client, &config.sources, &config.workloads)
         .await
         .context("discovering the CronJob API version")?;
     let (tx, mut rx) = mpsc::channel::<Message<Object>>(256);
-    let argo = if config.workloads.contains(&WorkloadKind::Rollout) {
-        argo_rollout_resource(&client).await
-    } else {
-        None
+    let plan = streams::Plan {
+        namespaces: match &config.scope {
+            Scope::All => vec![None],
+            Scope::Namespaces(list) => list.iter().cloned().map(Some).collect(),
+        },
+        namespace_selector: config.namespace_selector.as_deref(),
+        resource_label_selector: config.resource_label_selector.as_deref(),
+        sources: &config.sources,
+        workloads: &config.workloads,
+        settings: &config.workload,
     };
-    let csi = if config.sources.contains(&SourceKind::SecretProviderClass) {
-        pod_status_resource(&client).await
-    } else {
-        None
-    };
-    let streams = spawn_watches(
-        &config,
-        &client,
-        &cron_jobs,
-        argo.as_ref(),
-        csi.as_ref(),
-        &tx,
-    );
+    let streams = streams::spawn(&plan, &apis, &client, &tx);
     drop(tx);
     let mut reconciler = Reconciler::new(settings, streams);
 
@@ -139,10 +129,10 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
     };
     let executor = Executor::new(
         client.clone(),
-        cron_jobs,
+        apis.cron_jobs,
         Some(Recorder::new(client.clone(), reporter)),
         config.workload.names.paused_at.clone(),
-        argo,
+        apis.argo,
     );
 
     let (stop_tx, stop_rx) = channel::channel(false);
@@ -417,327 +407,5 @@ async fn shutdown_signal() {
             }
         }
         _ => std::future::pending().await,
-    }
-}
-
-/// CronJobs are `batch/v1` from Kubernetes 1.21, `batch/v1beta1` before.
-async fn cron_job_resource(client: &kube::Client) -> Result<ApiResource, kube::Error> {
-    let version = match client.list_api_group_resources("batch/v1").await {
-        Ok(list) if list.resources.iter().any(|r| r.name == "cronjobs") => "v1",
-        Ok(_) => "v1beta1",
-        Err(error) => return Err(error),
-    };
-    Ok(ApiResource {
-        group: "batch".into(),
-        version: version.into(),
-        api_version: format!("batch/{version}"),
-        kind: "CronJob".into(),
-        plural: "cronjobs".into(),
-    })
-}
-
-/// Argo Rollouts (`argoproj.io/v1alpha1`), if their CRD is served.
-async fn argo_rollout_resource(client: &kube::Client) -> Option<ApiResource> {
-    match client
-        .list_api_group_resources("argoproj.io/v1alpha1")
-        .await
-    {
-        Ok(list) if list.resources.iter().any(|r| r.name == "rollouts") => Some(ApiResource {
-            group: "argoproj.io".into(),
-            version: "v1alpha1".into(),
-            api_version: "argoproj.io/v1alpha1".into(),
-            kind: "Rollout".into(),
-            plural: "rollouts".into(),
-        }),
-        _ => {
-            tracing::warn!(
-                "--is-Argo-Rollouts=true, but argoproj.io/v1alpha1 rollouts are not served; Rollouts are not watched"
-            );
-            None
-        }
-    }
-}
-
-/// The Secrets Store CSI driver's SecretProviderClassPodStatuses
-/// (`secrets-store.csi.x-k8s.io/v1`), if their CRD is served.
-async fn pod_status_resource(client: &kube::Client) -> Option<ApiResource> {
-    const GROUP: &str = "secrets-store.csi.x-k8s.io";
-    const PLURAL: &str = "secretproviderclasspodstatuses";
-    match client
-        .list_api_group_resources(&format!("{GROUP}/v1"))
-        .await
-    {
-        Ok(list) if list.resources.iter().any(|r| r.name == PLURAL) => Some(ApiResource {
-            group: GROUP.into(),
-            version: "v1".into(),
-            api_version: format!("{GROUP}/v1"),
-            kind: "SecretProviderClassPodStatus".into(),
-            plural: PLURAL.into(),
-        }),
-        _ => {
-            tracing::warn!(
-                "--enable-csi-integration: {PLURAL}.{GROUP}/v1 is not served (is the Secrets Store \
-                 CSI driver installed?); SecretProviderClasses are not watched"
-            );
-            None
-        }
-    }
-}
-
-/// Starts one watch per kind and namespace scope; returns their ids.
-fn spawn_watches(
-    config: &Config,
-    client: &kube::Client,
-    cron_jobs: &ApiResource,
-    argo: Option<&ApiResource>,
-    csi: Option<&ApiResource>,
-    tx: &mpsc::Sender<Message<Object>>,
-) -> Vec<StreamId> {
-    let namespaces: Vec<Option<String>> = match &config.scope {
-        Scope::All => vec![None],
-        Scope::Namespaces(list) => list.iter().cloned().map(Some).collect(),
-    };
-    let mut streams = Vec::new();
-    let source_config = || {
-        let c = watcher::Config::default();
-        match &config.resource_label_selector {
-            Some(selector) => c.labels(selector),
-            None => c,
-        }
-    };
-    for ns in &namespaces {
-        let names = config.workload.names.clone();
-        if config.sources.contains(&SourceKind::ConfigMap) {
-            let id = StreamId {
-                watched: Watched::Source(SourceKind::ConfigMap),
-                namespace: ns.clone(),
-            };
-            let names = names.clone();
-            tokio::spawn(watch::run(
-                api::<ConfigMap>(client, ns),
-                source_config(),
-                id.clone(),
-                move |o: ConfigMap| {
-                    let (id, entry) = objects::config_map(&o, &names);
-                    Object::Source(id, entry)
-                },
-                tx.clone(),
-            ));
-            streams.push(id);
-        }
-        if config.sources.contains(&SourceKind::Secret) {
-            let id = StreamId {
-                watched: Watched::Source(SourceKind::Secret),
-                namespace: ns.clone(),
-            };
-            let names = names.clone();
-            tokio::spawn(watch::run(
-                api::<Secret>(client, ns),
-                source_config(),
-                id.clone(),
-                move |o: Secret| {
-                    let (id, entry) = objects::secret(&o, &names);
-                    Object::Source(id, entry)
-                },
-                tx.clone(),
-            ));
-            streams.push(id);
-        }
-        if let Some(csi) = csi {
-            let id = StreamId {
-                watched: Watched::Source(SourceKind::SecretProviderClass),
-                namespace: ns.clone(),
-            };
-            let dynamic: Api<DynamicObject> = match ns {
-                Some(ns) => Api::namespaced_with(client.clone(), ns, csi),
-                None => Api::all_with(client.clone(), csi),
-            };
-            // Reloader applies the resource label selector to these too.
-            tokio::spawn(watch::run(
-                dynamic,
-                source_config(),
-                id.clone(),
-                |o: DynamicObject| match objects::pod_status(&o.metadata, &o.data["status"]) {
-                    Some((status, source, entry)) => Object::PodStatus {
-                        status,
-                        source,
-                        entry,
-                    },
-                    None => Object::Ignored,
-                },
-                tx.clone(),
-            ));
-            streams.push(id);
-            // The classes themselves, for their `ignore` and `match` annotations. No
-            // label selector: Reloader reads a class's annotations whatever its labels.
-            let id = StreamId {
-                watched: Watched::ClassFlags,
-                namespace: ns.clone(),
-            };
-            let classes = ApiResource {
-                kind: "SecretProviderClass".into(),
-                plural: "secretproviderclasses".into(),
-                ..csi.clone()
-            };
-            let classes: Api<DynamicObject> = match ns {
-                Some(ns) => Api::namespaced_with(client.clone(), ns, &classes),
-                None => Api::all_with(client.clone(), &classes),
-            };
-            let names = names.clone();
-            tokio::spawn(watch::run(
-                classes,
-                watcher::Config::default(),
-                id.clone(),
-                move |o: DynamicObject| {
-                    let (id, flags) = objects::class_flags(&o.metadata, &names);
-                    Object::ClassFlags(id, flags)
-                },
-                tx.clone(),
-            ));
-            streams.push(id);
-        }
-        for kind in &config.workloads {
-            let id = StreamId {
-                watched: Watched::Workload(*kind),
-                namespace: ns.clone(),
-            };
-            let s = config.workload.clone();
-            let cfg = watcher::Config::default();
-            let tx = tx.clone();
-            match kind {
-                WorkloadKind::Deployment => {
-                    tokio::spawn(watch::run(
-                        api::<Deployment>(client, ns),
-                        cfg,
-                        id.clone(),
-                        move |o: Deployment| {
-                            let (id, e) = objects::deployment(&o, &s);
-                            Object::Workload(id, e)
-                        },
-                        tx,
-                    ));
-                }
-                WorkloadKind::DaemonSet => {
-                    tokio::spawn(watch::run(
-                        api::<DaemonSet>(client, ns),
-                        cfg,
-                        id.clone(),
-                        move |o: DaemonSet| {
-                            let (id, e) = objects::daemon_set(&o, &s);
-                            Object::Workload(id, e)
-                        },
-                        tx,
-                    ));
-                }
-                WorkloadKind::StatefulSet => {
-                    tokio::spawn(watch::run(
-                        api::<StatefulSet>(client, ns),
-                        cfg,
-                        id.clone(),
-                        move |o: StatefulSet| {
-                            let (id, e) = objects::stateful_set(&o, &s);
-                            Object::Workload(id, e)
-                        },
-                        tx,
-                    ));
-                }
-                WorkloadKind::Job => {
-                    tokio::spawn(watch::run(
-                        api::<Job>(client, ns),
-                        cfg,
-                        id.clone(),
-                        move |o: Job| {
-                            let (id, e) = objects::job(&o, &s);
-                            Object::Workload(id, e)
-                        },
-                        tx,
-                    ));
-                }
-                WorkloadKind::CronJob => {
-                    let dynamic: Api<DynamicObject> = match ns {
-                        Some(ns) => Api::namespaced_with(client.clone(), ns, cron_jobs),
-                        None => Api::all_with(client.clone(), cron_jobs),
-                    };
-                    tokio::spawn(watch::run(
-                        dynamic,
-                        cfg,
-                        id.clone(),
-                        move |o: DynamicObject| {
-                            let cron = objects::typed_cron_job(&o).unwrap_or_default();
-                            let (id, e) = objects::cron_job(&cron, &s);
-                            Object::Workload(id, e)
-                        },
-                        tx,
-                    ));
-                }
-                WorkloadKind::Rollout => {
-                    let Some(argo) = argo else { continue };
-                    let dynamic: Api<DynamicObject> = match ns {
-                        Some(ns) => Api::namespaced_with(client.clone(), ns, argo),
-                        None => Api::all_with(client.clone(), argo),
-                    };
-                    tokio::spawn(watch::run(
-                        dynamic,
-                        cfg,
-                        id.clone(),
-                        move |o: DynamicObject| {
-                            let (id, e) = objects::rollout(&o.metadata, &o.data["spec"], &s);
-                            Object::Workload(id, e)
-                        },
-                        tx,
-                    ));
-                }
-            }
-            streams.push(id);
-        }
-    }
-    // The fleet view: pods, metadata only (labels, annotations and owners are all it
-    // reads). Not a readiness condition: rollouts do not depend on it, and a
-    // ServiceAccount without `list`/`watch` on pods still rolls workloads (the watch
-    // logs the missing permission once and retries).
-    for ns in &namespaces {
-        let id = StreamId {
-            watched: Watched::Pods,
-            namespace: ns.clone(),
-        };
-        // `Api<PartialObjectMeta<_>>` asks for `PartialObjectMetadata`: the server
-        // sends no spec or status, so pages stay small and nothing of them is decoded.
-        tokio::spawn(watch::run(
-            api::<PartialObjectMeta<Pod>>(client, ns),
-            watcher::Config::default(),
-            id,
-            |o: PartialObjectMeta<Pod>| {
-                let (id, entry) = objects::pod(&o.metadata);
-                Object::Pod(id, entry)
-            },
-            tx.clone(),
-        ));
-    }
-    if let Some(selector) = &config.namespace_selector {
-        let id = StreamId {
-            watched: Watched::Namespaces,
-            namespace: None,
-        };
-        let api: Api<Namespace> = Api::all(client.clone());
-        tokio::spawn(watch::run(
-            api,
-            watcher::Config::default().labels(selector),
-            id.clone(),
-            |o: Namespace| Object::Namespace(o.metadata.name.unwrap_or_default()),
-            tx.clone(),
-        ));
-        streams.push(id);
-    }
-    streams
-}
-
-fn api<K>(client: &kube::Client, namespace: &Option<String>) -> Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
     }
 }

@@ -6,4 +6,5 @@ pub mod errors;
 pub mod hash_key;
 pub mod lease;
 pub mod rollout;
+pub mod streams;
 pub mod watch;

@@ -7,7 +7,7 @@
 //! itself). The decision that combines them is in [`super::decision`].
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use regex::Regex;
 
@@ -344,9 +344,21 @@ impl WorkloadRules {
         pod_template: &BTreeMap<String, String>,
         names: &AnnotationNames,
     ) -> Self {
+        Self::parse_cached(metadata, pod_template, names, &mut PatternCache::default())
+    }
+
+    /// [`WorkloadRules::parse`], taking compiled regex items from `cache` and adding
+    /// new ones to it. A workload's rules are parsed again on every event of it
+    /// (status updates included); the cache makes that a few map lookups.
+    pub fn parse_cached(
+        metadata: &BTreeMap<String, String>,
+        pod_template: &BTreeMap<String, String>,
+        names: &AnnotationNames,
+        cache: &mut PatternCache,
+    ) -> Self {
         let mut invalid = Vec::new();
-        let kinds =
-            KINDS.map(|kind| KindRules::parse(kind, metadata, pod_template, names, &mut invalid));
+        let kinds = KINDS
+            .map(|kind| KindRules::parse(kind, metadata, pod_template, names, cache, &mut invalid));
         WorkloadRules { kinds, invalid }
     }
 
@@ -368,6 +380,7 @@ impl KindRules {
         metadata: &BTreeMap<String, String>,
         pod_template: &BTreeMap<String, String>,
         names: &AnnotationNames,
+        cache: &mut PatternCache,
         invalid: &mut Vec<InvalidPattern>,
     ) -> Self {
         let reload_key = names.reload(kind);
@@ -382,7 +395,7 @@ impl KindRules {
         let value = |key: &str| rules_from.get(key).map_or("", String::as_str);
 
         KindRules {
-            named: parse_named(reload_key, value(reload_key), invalid),
+            named: parse_named(reload_key, value(reload_key), cache, invalid),
             search: value(&names.search) == "true",
             auto: AutoSetting::from_values(value(&names.auto), value(typed_auto_key)),
             exclude: metadata
@@ -419,6 +432,7 @@ fn list_items(list: &str) -> impl Iterator<Item = &str> {
 fn parse_named(
     annotation: &str,
     list: &str,
+    cache: &mut PatternCache,
     invalid: &mut Vec<InvalidPattern>,
 ) -> Vec<NamePattern> {
     let mut patterns = Vec::new();
@@ -427,9 +441,7 @@ fn parse_named(
             patterns.push(NamePattern::Exact(item.to_owned()));
             continue;
         }
-        // Expanded after the anchors are added: in Go, a `\Q` without `\E` quotes
-        // the appended `$` too.
-        match Regex::new(&expand_quoted(&format!("^{item}$"))) {
+        match cache.compile(item) {
             Ok(regex) => patterns.push(NamePattern::Regex(regex)),
             Err(error) => {
                 let report = InvalidPattern {
@@ -445,6 +457,43 @@ fn parse_named(
         }
     }
     patterns
+}
+
+/// Named-list items already compiled, by item. A compiled `Regex` is shared by its
+/// clones, so every workload naming the same item holds one program.
+///
+/// Bounded: at [`PatternCache::LIMIT`] distinct items it starts over, so that
+/// annotations written with ever new items cannot grow it without end.
+#[derive(Debug, Default)]
+pub struct PatternCache {
+    compiled: HashMap<String, Result<Regex, regex::Error>>,
+    misses: u64,
+}
+
+impl PatternCache {
+    /// Distinct items kept at most.
+    pub const LIMIT: usize = 1024;
+
+    /// `^item$`, compiled with Go's `\Q…\E` expanded, or why it does not compile.
+    fn compile(&mut self, item: &str) -> Result<Regex, regex::Error> {
+        if let Some(known) = self.compiled.get(item) {
+            return known.clone();
+        }
+        self.misses += 1;
+        // Expanded after the anchors are added: in Go, a `\Q` without `\E` quotes
+        // the appended `$` too.
+        let compiled = Regex::new(&expand_quoted(&format!("^{item}$")));
+        if self.compiled.len() >= Self::LIMIT {
+            self.compiled.clear();
+        }
+        self.compiled.insert(item.to_owned(), compiled.clone());
+        compiled
+    }
+
+    /// Items compiled since the cache was made (each a miss).
+    pub fn misses(&self) -> u64 {
+        self.misses
+    }
 }
 
 /// Rewrites Go's `\Q…\E` (literal text, to the end of the pattern when `\E` is
@@ -505,6 +554,7 @@ pub(crate) mod tests {
     const CM: SourceKind = SourceKind::ConfigMap;
     const SECRET: SourceKind = SourceKind::Secret;
     const SPC: SourceKind = SourceKind::SecretProviderClass;
+    static EMPTY_MAP: BTreeMap<String, String> = BTreeMap::new();
 
     #[test]
     fn default_names_are_reloaders() {
@@ -805,6 +855,53 @@ pub(crate) mod tests {
             message.contains("configmap.reloader.stakater.com/reload"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_cached_item_is_compiled_once_and_decides_as_a_fresh_parse() {
+        let names = AnnotationNames::default();
+        let metadata = mk_annotations(&[(
+            "configmap.reloader.stakater.com/reload",
+            "app-.*, bad(, plain",
+        )]);
+        let mut cache = PatternCache::default();
+        let first = WorkloadRules::parse_cached(&metadata, &EMPTY_MAP, &names, &mut cache);
+        // The valid and the invalid regex item; the plain name needs no program.
+        assert_eq!(cache.misses(), 2);
+        let again = WorkloadRules::parse_cached(&metadata, &EMPTY_MAP, &names, &mut cache);
+        assert_eq!(cache.misses(), 2, "the second parse compiled again");
+        let fresh = WorkloadRules::parse(&metadata, &EMPTY_MAP, &names);
+        assert_eq!(first, fresh);
+        assert_eq!(again, fresh);
+        // The invalid item is still reported by every parse that reads it.
+        assert_eq!(again.invalid_patterns(), fresh.invalid_patterns());
+        assert_eq!(again.invalid_patterns().len(), 1);
+        assert!(again.for_kind(CM).named_matches("app-1"));
+        assert!(again.for_kind(CM).named_matches("plain"));
+    }
+
+    #[test]
+    fn the_pattern_cache_starts_over_at_its_limit() {
+        let names = AnnotationNames::default();
+        let mut cache = PatternCache::default();
+        let parse = |cache: &mut PatternCache, item: String| {
+            let metadata = mk_annotations(&[("configmap.reloader.stakater.com/reload", &item)]);
+            WorkloadRules::parse_cached(&metadata, &EMPTY_MAP, &names, cache)
+        };
+        // One item more than the limit: the last one starts the cache over.
+        for i in 0..=PatternCache::LIMIT {
+            parse(&mut cache, format!("app-{i}-.*"));
+        }
+        let misses = PatternCache::LIMIT as u64 + 1;
+        assert_eq!(cache.misses(), misses);
+        // The item kept after starting over is still known…
+        parse(&mut cache, format!("app-{}-.*", PatternCache::LIMIT));
+        assert_eq!(cache.misses(), misses);
+        // …and the first one was dropped, and still works once compiled again.
+        let rules = parse(&mut cache, "app-0-.*".to_owned());
+        assert_eq!(cache.misses(), misses + 1);
+        assert!(rules.for_kind(CM).named_matches("app-0-x"));
+        assert!(cache.compiled.len() <= PatternCache::LIMIT);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! hashed and let go.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -10,7 +11,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::decide::annotations::{
-    AnnotationNames, LAST_RELOADED_FROM, RolloutStrategy, SourceFlags, WorkloadRules,
+    AnnotationNames, LAST_RELOADED_FROM, PatternCache, RolloutStrategy, SourceFlags, WorkloadRules,
 };
 use crate::decide::digest::{
     KeyDigests, reloader_sha1_config_map, reloader_sha1_pod_status, reloader_sha1_secret,
@@ -152,6 +153,8 @@ pub fn pod(meta: &ObjectMeta) -> (PodId, Option<PodEntry>) {
 pub struct WorkloadSettings {
     pub names: AnnotationNames,
     pub csi_enabled: bool,
+    /// Compiled named-list items, shared by every workload stream (clones share it).
+    pub patterns: Arc<Mutex<PatternCache>>,
 }
 
 fn workload(
@@ -170,7 +173,17 @@ fn workload(
     let mounts = spec.map(Mounts::from_pod_spec).unwrap_or_default();
     let entry = WorkloadEntry {
         uid,
-        rules: WorkloadRules::parse(annotations(meta), template_annotations, &settings.names),
+        rules: WorkloadRules::parse_cached(
+            annotations(meta),
+            template_annotations,
+            &settings.names,
+            // A panic elsewhere while holding the lock leaves a cache that is still
+            // consistent: every entry is inserted whole.
+            &mut settings
+                .patterns
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        ),
         refs,
         reloaded_from: template_annotations.get(LAST_RELOADED_FROM).cloned(),
         suspended: false,
