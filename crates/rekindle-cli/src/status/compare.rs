@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use k8s_openapi::api::core::v1::PodSpec;
 use rekindle::Snapshot;
 use rekindle::api::ObjectKind;
 use rekindle::fleet::volume::{
@@ -21,6 +21,7 @@ use rekindle::fleet::volume::{
 use rekindle::fleet::{Fleet, PodInput, PodReport, Resolved, evaluate};
 use rekindle::report::ANNOTATION;
 
+use super::objects::PodParts;
 use super::workload::Use;
 
 /// What the comparison needs of one pod.
@@ -33,19 +34,14 @@ pub struct PodFacts {
 }
 
 impl PodFacts {
-    pub fn of(pod: &Pod) -> PodFacts {
-        let annotation = pod
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(ANNOTATION))
-            .map(String::as_str);
+    pub fn of(pod: PodParts) -> PodFacts {
+        let annotation = pod.annotations.get(ANNOTATION).map(String::as_str);
         PodFacts {
             input: PodInput {
-                name: pod.metadata.name.clone().unwrap_or_default(),
                 report: PodReport::from_annotation(annotation),
+                name: pod.name,
             },
-            spec: pod.spec.clone().unwrap_or_default(),
+            spec: pod.spec,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - `workload`: `KIND/NAME`, the pods' selector, what the pod template names;
 //! - `compare`: pods, reports and current contents to states (pure);
 //! - `wait`: what is known at each moment, fed by the watches (pure);
+//! - `objects`: the fields of workloads and pods it decodes, and no more;
 //! - `render`: the table, the JSON, the progress and failure lines (pure);
 //! - this file: the I/O. The workload is read once (a clear error if it is missing),
 //!   then everything is watched, never polled: the workload (its template may change),
@@ -16,6 +17,7 @@
 //!   compared as it arrives, until every pod is current or `--timeout` passes.
 
 mod compare;
+mod objects;
 mod render;
 mod wait;
 mod workload;
@@ -27,8 +29,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use futures::StreamExt as _;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher::{self, Event};
@@ -40,9 +40,10 @@ use tokio::time::Instant;
 
 use crate::duration::{Bounds, Human};
 use compare::{ObjectKey, PodFacts};
+use objects::{PodObject, PodParts, WorkloadObject};
 use render::Output;
 use wait::{Knowledge, PodSeen};
-use workload::{WorkloadError, WorkloadFacts, WorkloadKind, WorkloadRef};
+use workload::{WorkloadError, WorkloadFacts, WorkloadRef};
 
 pub const ABOUT: &str =
     "Show whether a workload's pods run the current content of their ConfigMaps and Secrets";
@@ -275,34 +276,15 @@ async fn read_workload(
     namespace: &str,
     target: &WorkloadRef,
 ) -> anyhow::Result<WorkloadFacts> {
-    async fn get<K>(
-        client: &kube::Client,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Option<K>, kube::Error>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug,
-        K::DynamicType: Default,
-    {
-        Api::<K>::namespaced(client.clone(), namespace)
-            .get_opt(name)
-            .await
-    }
-    let name = &target.name;
-    let read = match target.kind {
-        WorkloadKind::Deployment => get::<Deployment>(client, namespace, name)
-            .await
-            .map(|o| o.map(|o| WorkloadFacts::of_deployment(target, &o))),
-        WorkloadKind::StatefulSet => get::<StatefulSet>(client, namespace, name)
-            .await
-            .map(|o| o.map(|o| WorkloadFacts::of_stateful_set(target, &o))),
-        WorkloadKind::DaemonSet => get::<DaemonSet>(client, namespace, name)
-            .await
-            .map(|o| o.map(|o| WorkloadFacts::of_daemon_set(target, &o))),
-    };
+    let api: Api<WorkloadObject> = Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &objects::workload_resource(target.kind),
+    );
+    let read = api
+        .get_opt(&target.name)
+        .await
+        .map(|o| o.map(|o| WorkloadFacts::of(target, &o)));
     match read {
         Ok(Some(facts)) => Ok(facts?),
         Ok(None) => anyhow::bail!("{target} not found in namespace {namespace:?}"),
@@ -372,81 +354,55 @@ async fn forward<K>(
 }
 
 fn spawn_workload_watch(client: &kube::Client, namespace: &str, target: &WorkloadRef, tx: &Tx) {
-    fn spawn<K>(
-        client: &kube::Client,
-        namespace: &str,
-        target: &WorkloadRef,
-        tx: &Tx,
-        facts: fn(&WorkloadRef, &K) -> Result<WorkloadFacts, WorkloadError>,
-    ) where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
-        K::DynamicType: Default,
-    {
-        let api = Api::<K>::namespaced(client.clone(), namespace);
-        let config = watcher::Config::default().fields(&format!("metadata.name={}", target.name));
-        let what = target.to_string();
-        let resource = target.kind.resource();
-        let target = target.clone();
-        // Whether the (re-)list in progress returned the workload.
-        let listed = std::sync::atomic::AtomicBool::new(true);
-        let convert = move |event: Event<K>| match event {
-            Event::Init => {
-                listed.store(false, std::sync::atomic::Ordering::Relaxed);
-                None
-            }
-            Event::InitApply(o) | Event::Apply(o) => {
-                listed.store(true, std::sync::atomic::Ordering::Relaxed);
-                Some(Update::Workload(Some(facts(&target, &o))))
-            }
-            Event::InitDone => (!listed.load(std::sync::atomic::Ordering::Relaxed))
-                .then_some(Update::Workload(None)),
-            Event::Delete(_) => Some(Update::Workload(None)),
-        };
-        tokio::spawn(forward::<K>(
-            api,
-            config,
-            what,
-            resource,
-            namespace.to_owned(),
-            tx.clone(),
-            convert,
-        ));
-    }
-    match target.kind {
-        WorkloadKind::Deployment => {
-            spawn::<Deployment>(client, namespace, target, tx, WorkloadFacts::of_deployment)
+    let api: Api<WorkloadObject> = Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &objects::workload_resource(target.kind),
+    );
+    let config = watcher::Config::default().fields(&format!("metadata.name={}", target.name));
+    let what = target.to_string();
+    let resource = target.kind.resource();
+    let target = target.clone();
+    // Whether the (re-)list in progress returned the workload.
+    let listed = std::sync::atomic::AtomicBool::new(true);
+    let convert = move |event: Event<WorkloadObject>| match event {
+        Event::Init => {
+            listed.store(false, std::sync::atomic::Ordering::Relaxed);
+            None
         }
-        WorkloadKind::StatefulSet => spawn::<StatefulSet>(
-            client,
-            namespace,
-            target,
-            tx,
-            WorkloadFacts::of_stateful_set,
-        ),
-        WorkloadKind::DaemonSet => {
-            spawn::<DaemonSet>(client, namespace, target, tx, WorkloadFacts::of_daemon_set)
+        Event::InitApply(o) | Event::Apply(o) => {
+            listed.store(true, std::sync::atomic::Ordering::Relaxed);
+            Some(Update::Workload(Some(WorkloadFacts::of(&target, &o))))
         }
-    }
+        Event::InitDone => {
+            (!listed.load(std::sync::atomic::Ordering::Relaxed)).then_some(Update::Workload(None))
+        }
+        Event::Delete(_) => Some(Update::Workload(None)),
+    };
+    tokio::spawn(forward(
+        api,
+        config,
+        what,
+        resource,
+        namespace.to_owned(),
+        tx.clone(),
+        convert,
+    ));
 }
 
 /// The workload's pods, selected by the API server with the workload's selector (its
 /// selector is immutable, so one watch serves for the whole run).
 fn spawn_pod_watch(client: &kube::Client, namespace: &str, facts: &WorkloadFacts, tx: &Tx) {
-    let api = Api::<Pod>::namespaced(client.clone(), namespace);
+    let api: Api<PodObject> =
+        Api::namespaced_with(client.clone(), namespace, &objects::pod_resource());
     let selector = facts.selector.clone();
     let config = watcher::Config::default().labels(&selector.to_string());
-    let seen = move |pod: Pod| -> PodSeen {
-        let name = pod.metadata.name.clone().unwrap_or_default();
+    let seen = move |pod: PodObject| -> PodSeen {
+        let pod = PodParts::from(pod);
         let live = workload::is_live_pod(&selector, &pod);
-        (name, live.then(|| PodFacts::of(&pod)))
+        (pod.name.clone(), live.then(|| PodFacts::of(pod)))
     };
-    let convert = move |event: Event<Pod>| {
+    let convert = move |event: Event<PodObject>| {
         Some(Update::Pods(Box::new(match event {
             Event::Init => Event::Init,
             Event::InitApply(pod) => Event::InitApply(seen(pod)),
@@ -455,7 +411,7 @@ fn spawn_pod_watch(client: &kube::Client, namespace: &str, facts: &WorkloadFacts
             Event::Delete(pod) => Event::Delete(seen(pod)),
         })))
     };
-    tokio::spawn(forward::<Pod>(
+    tokio::spawn(forward(
         api,
         config,
         "pods".to_owned(),

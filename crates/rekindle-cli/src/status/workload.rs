@@ -1,17 +1,18 @@
 //! The workload `rekindle status` looks at: its `KIND/NAME` on the command line, the
 //! label selector of its pods, and the ConfigMaps and Secrets its pod template names.
 //!
-//! Pure: the typed API objects come in, plain facts go out.
+//! Pure: the decoded API objects come in, plain facts go out.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Container, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::core::{Selector, SelectorExt as _};
 use rekindle::api::ObjectKind;
 use rekindle::fleet::volume::source_label;
+
+use super::objects::{PodParts, WorkloadObject, WorkloadParts};
 
 /// A `KIND/NAME` argument or a workload that is not fit to be looked at.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -168,56 +169,16 @@ pub struct WorkloadFacts {
 }
 
 impl WorkloadFacts {
-    fn from_parts(
-        workload: &WorkloadRef,
-        selector: Option<&LabelSelector>,
-        template: Option<&PodTemplateSpec>,
-        desired: Option<i32>,
-    ) -> Result<WorkloadFacts, WorkloadError> {
-        let selector = pod_selector(workload, selector)?;
-        let declared = template
-            .and_then(|t| t.spec.as_ref())
-            .map(references)
-            .unwrap_or_default();
+    /// The facts of a workload of `workload.kind`, as read from the API.
+    pub fn of(workload: &WorkloadRef, object: &WorkloadObject) -> Result<Self, WorkloadError> {
+        let parts = WorkloadParts::of(workload.kind, object);
+        let selector = pod_selector(workload, parts.selector.as_ref())?;
+        let declared = parts.spec.as_ref().map(references).unwrap_or_default();
         Ok(WorkloadFacts {
             selector,
             declared,
-            desired: desired.map(|n| usize::try_from(n).unwrap_or(0)),
+            desired: parts.desired.map(|n| usize::try_from(n).unwrap_or(0)),
         })
-    }
-
-    pub fn of_deployment(w: &WorkloadRef, o: &Deployment) -> Result<Self, WorkloadError> {
-        let spec = o.spec.as_ref();
-        // The API defaults an absent `replicas` to 1.
-        let desired = spec.map(|s| s.replicas.unwrap_or(1));
-        Self::from_parts(
-            w,
-            spec.map(|s| &s.selector),
-            spec.map(|s| &s.template),
-            desired,
-        )
-    }
-
-    pub fn of_stateful_set(w: &WorkloadRef, o: &StatefulSet) -> Result<Self, WorkloadError> {
-        let spec = o.spec.as_ref();
-        let desired = spec.map(|s| s.replicas.unwrap_or(1));
-        Self::from_parts(
-            w,
-            spec.map(|s| &s.selector),
-            spec.map(|s| &s.template),
-            desired,
-        )
-    }
-
-    pub fn of_daemon_set(w: &WorkloadRef, o: &DaemonSet) -> Result<Self, WorkloadError> {
-        let spec = o.spec.as_ref();
-        let desired = o.status.as_ref().map(|s| s.desired_number_scheduled);
-        Self::from_parts(
-            w,
-            spec.map(|s| &s.selector),
-            spec.map(|s| &s.template),
-            desired,
-        )
     }
 }
 
@@ -241,14 +202,12 @@ pub fn pod_selector(
 
 /// Whether `pod` is one of the workload's running pods: selected, and neither
 /// terminating nor finished (those no longer run any config).
-pub fn is_live_pod(selector: &Selector, pod: &Pod) -> bool {
-    let labels = pod.metadata.labels.clone().unwrap_or_default();
+pub fn is_live_pod(selector: &Selector, pod: &PodParts) -> bool {
     let finished = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
+        .phase
+        .as_deref()
         .is_some_and(|phase| phase == "Succeeded" || phase == "Failed");
-    selector.matches(&labels) && pod.metadata.deletion_timestamp.is_none() && !finished
+    selector.matches(&pod.labels) && !pod.terminating && !finished
 }
 
 /// Every ConfigMap and Secret a pod spec names: volumes (including projected ones) and
@@ -332,19 +291,22 @@ mod tests {
         parse_target(text).expect(text)
     }
 
-    fn mk_deployment(spec: serde_json::Value) -> Deployment {
+    fn mk_deployment(spec: serde_json::Value) -> WorkloadObject {
         serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": spec}))
             .expect("deployment")
     }
 
-    fn mk_pod(labels: serde_json::Value, extra: serde_json::Value) -> Pod {
-        let mut pod = json!({"metadata": {"name": "p", "labels": labels}});
+    fn mk_pod(labels: serde_json::Value, extra: serde_json::Value) -> PodParts {
+        let mut pod =
+            json!({"metadata": {"name": "p", "labels": labels}, "spec": {"containers": []}});
         if let (Some(pod), Some(extra)) = (pod.as_object_mut(), extra.as_object()) {
             for (k, v) in extra {
                 pod.insert(k.clone(), v.clone());
             }
         }
-        serde_json::from_value(pod).expect("pod")
+        serde_json::from_value::<super::super::objects::PodObject>(pod)
+            .expect("pod")
+            .into()
     }
 
     #[test]
@@ -386,7 +348,7 @@ mod tests {
             },
             "template": {"spec": {"containers": []}},
         }));
-        let facts = WorkloadFacts::of_deployment(&mk_ref("deployment/web"), &d).expect("facts");
+        let facts = WorkloadFacts::of(&mk_ref("deployment/web"), &d).expect("facts");
         assert_eq!(facts.desired, Some(1), "replicas defaults to 1");
         assert_eq!(
             facts.selector.to_string(),
