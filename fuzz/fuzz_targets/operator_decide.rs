@@ -595,6 +595,7 @@ fuzz_target!(|input: Input| {
         rules: rules.clone(),
         refs: TemplateRefs::from_pod_spec(spec, input.csi),
         reloaded_from: None,
+        reloaded_digests: None,
         suspended: false,
         rollout_strategy: RolloutStrategy::from_annotations(&metadata),
         pause: None,
@@ -620,6 +621,28 @@ fuzz_target!(|input: Input| {
         plan(&id, &entry(&spec), &pending, &sources, &plan_settings)
     );
 
+    if plan_settings.strategy == Strategy::Annotations {
+        // The annotations written, the same change rolls nothing more for a source
+        // that exists, and the start-up catch-up finds none of them stale.
+        let mut written = entry(&spec);
+        written.reloaded_from = first.reloaded_from.clone();
+        written.reloaded_digests = first.reloaded_digests.clone();
+        let second = plan(&id, &written, &pending, &sources, &plan_settings);
+        for source in &second.because {
+            assert!(
+                sources.get(source).is_none(),
+                "{source:?} rolled twice for one change: {first:?} then {second:?}"
+            );
+        }
+        let stale = stale_sources(&id, &written, &sources, &plan_settings);
+        for source in &first.because {
+            assert!(
+                !stale.contains(source),
+                "{source:?} stale right after its rollout: {first:?}"
+            );
+        }
+        return;
+    }
     if plan_settings.strategy != Strategy::EnvVars {
         return;
     }

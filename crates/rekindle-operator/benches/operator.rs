@@ -18,9 +18,9 @@
 //! pass that only shows the bench works.
 //!
 //! Both tools run with the admin kubeconfig, `--reload-strategy env-vars`, otherwise
-//! their defaults, watching all namespaces; rekindle also gets `--cooldown 0s` (phase 1
-//! updates one workload back to back and phase 2 changes one ConfigMap every 400 ms,
-//! which the default 10 s cooldown would coalesce) and a free loopback
+//! their defaults, watching all namespaces; rekindle also gets `--cooldown 0s` outside
+//! phase 5 (phase 1 updates one workload back to back and phase 2 changes one ConfigMap
+//! every 400 ms, which the default 10 s cooldown would coalesce) and a free loopback
 //! `--metrics-addr` (Reloader's `:9090` is fixed in its code, so the two never run at
 //! once: each tool runs alone, one after the other, against its own fresh namespaces).
 //!
@@ -62,6 +62,10 @@
 //!    informer lists), and its `reloader_events_received_total{event_type="add",
 //!    resource_type="configmaps"}` reaching the number of ConfigMaps in the cluster
 //!    (its informer has delivered the whole initial list).
+//! 5. **Rapid updates**: 20 changes of one ConfigMap sent back to back (each PATCH
+//!    awaited, none waiting for a rollout) to a tool started with its defaults
+//!    (rekindle's 10 s cooldown included), then the rollouts counted 15 s after the
+//!    last one, as the Deployment's generation (one per template change).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -100,6 +104,11 @@ const UNAFFECTED: usize = 5;
 const QUIET: Duration = Duration::from_secs(2);
 /// A change not seen on the workload after this long is a miss.
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Phase 5: updates sent back to back, as the "20 rapid updates".
+const FLOOD_UPDATES: usize = 20;
+/// Phase 5: the wait after the last update: rekindle's default cooldown (10 s) for
+/// its trailing rollout, and margin.
+const FLOOD_SETTLE: Duration = Duration::from_secs(15);
 /// ConfigMaps of phases 1 and 2: a typical configuration file.
 const SMALL_DATA: usize = 4 * 1024;
 /// ConfigMaps of phases 3 and 4.
@@ -138,6 +147,9 @@ struct Settings {
     /// Phase 1: other Deployments in the namespace, each with a ConfigMap of its own.
     neighbours: usize,
     changes: usize,
+    /// Phase 5: updates sent back to back, and the wait after the last one.
+    flood_updates: usize,
+    flood_settle: Duration,
     objects: Vec<usize>,
     settle: Duration,
 }
@@ -164,6 +176,8 @@ fn main() {
             updates: 10,
             neighbours: 2,
             changes: 10,
+            flood_updates: 5,
+            flood_settle: Duration::from_secs(1),
             objects: vec![50, 200],
             settle: Duration::from_secs(1),
         }
@@ -178,6 +192,8 @@ fn main() {
             updates: number("UPDATES", 300),
             neighbours: number("NEIGHBOURS", 0),
             changes: number("CHANGES", 100),
+            flood_updates: FLOOD_UPDATES,
+            flood_settle: FLOOD_SETTLE,
             objects,
             settle: Duration::from_secs(10),
         }
@@ -318,6 +334,25 @@ struct ToolRun {
     batch: Batch,
 }
 
+/// Everything the summary prints.
+struct Results<'a> {
+    floor: &'a Latency,
+    control: &'a Batch,
+    background: &'a Counts,
+    runs: &'a [ToolRun],
+    floods: &'a [Flood],
+    mem: &'a [MemRow],
+    notes: &'a [String],
+}
+
+/// Phase 5 result of one tool.
+struct Flood {
+    name: &'static str,
+    updates: usize,
+    /// Generations of the Deployment: one per template change.
+    rollouts: i64,
+}
+
 /// Phase 3 and 4 results of one tool at one size.
 struct MemRow {
     name: &'static str,
@@ -357,7 +392,7 @@ impl Bench {
             self.api_namespace(&api).await;
             println!("\n# {}: phases 1 and 2", tool.name);
             let expected = self.count_config_maps().await;
-            let mut running = self.spawn(tool, "phases-1-2");
+            let mut running = self.spawn(tool, "phases-1-2", false);
             let ready = self.wait_ready(&mut running, expected).await;
             ready.print(tool.name, expected);
             if ready.ready.is_none() {
@@ -378,6 +413,24 @@ impl Bench {
             });
         }
         self.print_requests(&control, &background, &runs);
+
+        let mut floods = Vec::new();
+        for tool in &tools {
+            println!(
+                "\n# {}: phase 5, {} updates back to back, defaults (rekindle's cooldown 10 s)",
+                tool.name, s.flood_updates
+            );
+            match self.flood(tool).await {
+                Some(flood) => {
+                    println!(
+                        "{}: {} updates → {} rollouts",
+                        tool.name, flood.updates, flood.rollouts
+                    );
+                    floods.push(flood);
+                }
+                None => notes.push(format!("{}: not ready in phase 5; skipped", tool.name)),
+            }
+        }
 
         let mut mem = Vec::new();
         let mut have = 0;
@@ -411,7 +464,15 @@ impl Bench {
                 }
             }
         }
-        self.summary(&floor, &control, &background, &runs, &mem, &notes);
+        self.summary(&Results {
+            floor: &floor,
+            control: &control,
+            background: &background,
+            runs: &runs,
+            floods: &floods,
+            mem: &mem,
+            notes: &notes,
+        });
         self.keep_logs();
     }
 
@@ -437,7 +498,8 @@ impl Bench {
 
     // ---- the tools ----
 
-    fn spawn(&self, tool: &Tool, what: &str) -> Running {
+    /// Starts `tool` for phase `what`; `cooldown: false` gives rekindle `--cooldown 0s`.
+    fn spawn(&self, tool: &Tool, what: &str, cooldown: bool) -> Running {
         let log = self.plane.dir().join(format!("{}-{what}.log", tool.name));
         let out = fs::File::create(&log).expect("log file");
         let mut command = Command::new(&tool.bin);
@@ -452,12 +514,10 @@ impl Bench {
                 .and_then(|l| l.local_addr())
                 .expect("free port")
                 .port();
-            command.args([
-                "--cooldown",
-                "0s",
-                "--metrics-addr",
-                &format!("127.0.0.1:{port}"),
-            ]);
+            command.args(["--metrics-addr", &format!("127.0.0.1:{port}")]);
+            if !cooldown {
+                command.args(["--cooldown", "0s"]);
+            }
             format!("http://127.0.0.1:{port}")
         };
         for name in [
@@ -582,6 +642,51 @@ impl Bench {
         }
         latency.samples.sort();
         latency
+    }
+
+    // ---- phase 5 ----
+
+    /// `updates` changes of one ConfigMap sent back to back (each PATCH awaited, none
+    /// waiting for a rollout) to a tool started with its defaults, then the rollouts
+    /// counted once the tool has had `flood_settle` to finish (rekindle's trailing
+    /// rollout comes one cooldown after the first).
+    async fn flood(&self, tool: &Tool) -> Option<Flood> {
+        let ns = format!("flood-{}", short(tool.name));
+        self.create_namespace(&ns).await;
+        self.put_config_map(&ns, "flap", 0).await;
+        self.create_deployment(&ns, "web", "flap").await;
+        let expected = self.count_config_maps().await;
+        let mut running = self.spawn(tool, "phase-5", true);
+        let ready = self.wait_ready(&mut running, expected).await;
+        let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), &ns);
+        let generation = || async {
+            deployments
+                .get("web")
+                .await
+                .expect("the flood's Deployment")
+                .metadata
+                .generation
+                .unwrap_or(0)
+        };
+        let flood = if ready.ready.is_some() {
+            let before = generation().await;
+            let updates = self.settings.flood_updates;
+            for i in 0..updates {
+                self.update_config_map(&ns, "flap", i as u64 + 1).await;
+            }
+            tokio::time::sleep(self.settings.flood_settle).await;
+            running.check_alive();
+            Some(Flood {
+                name: tool.name,
+                updates,
+                rollouts: generation().await - before,
+            })
+        } else {
+            None
+        };
+        running.stop();
+        self.delete_namespaces(&[&ns]).await;
+        flood
     }
 
     // ---- phase 2 ----
@@ -827,7 +932,7 @@ impl Bench {
 
     async fn memory(&self, tool: &Tool, objects: usize) -> Option<MemRow> {
         let expected = self.count_config_maps().await;
-        let mut running = self.spawn(tool, &format!("memory-{objects}"));
+        let mut running = self.spawn(tool, &format!("memory-{objects}"), false);
         let ready = self.wait_ready(&mut running, expected).await;
         ready.print(tool.name, expected);
         ready.ready?;
@@ -853,15 +958,16 @@ impl Bench {
 
     // ---- the summary ----
 
-    fn summary(
-        &self,
-        floor: &Latency,
-        control: &Batch,
-        background: &Counts,
-        runs: &[ToolRun],
-        mem: &[MemRow],
-        notes: &[String],
-    ) {
+    fn summary(&self, results: &Results<'_>) {
+        let Results {
+            floor,
+            control,
+            background,
+            runs,
+            floods,
+            mem,
+            notes,
+        } = *results;
         let changes = self.settings.changes as f64;
         println!(
             "\n# summary (total {:.0} s, load average now {})",
@@ -1002,6 +1108,18 @@ impl Bench {
                 "(phases 1–2 start, few objects: {} ready after {})",
                 run.name,
                 secs(run.ready.ready)
+            );
+        }
+        println!(
+            "\n## 5. {} ConfigMap updates back to back, each tool with its defaults\n",
+            self.settings.flood_updates
+        );
+        println!("| tool | updates | rollouts (Deployment generations) |");
+        println!("|---|---|---|");
+        for flood in floods {
+            println!(
+                "| {} | {} | {} |",
+                flood.name, flood.updates, flood.rollouts
             );
         }
         for note in notes {

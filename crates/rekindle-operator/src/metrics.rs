@@ -382,15 +382,35 @@ mod tests {
         metrics.skipped(Skipped::NoDataChange);
         metrics.event_received(EventType::Update, SourceKind::ConfigMap);
         metrics.queued(true);
+        metrics.reconciled("success", Duration::from_millis(2));
+        metrics.queue_depth(3);
+        metrics.queue_latency(Duration::from_millis(5));
+        metrics.error("patch");
+        metrics.retry();
+        metrics.event_processed(EventType::Update, SourceKind::Secret, "skipped");
+        metrics.workloads(WorkloadKind::StatefulSet, 4, 2);
+        metrics.cached_objects("configmaps", 7);
         let text = metrics.render();
+        // Every series of Reloader's list (COMPAT.md), and rekindle's own.
         for expected in [
             "reloader_reload_executed_total{success=\"true\"} 1",
             "reloader_reload_executed_total_by_namespace{success=\"true\",namespace=\"team-a\"} 1",
+            "reloader_reconcile_total{result=\"success\"} 1",
+            "reloader_reconcile_total{result=\"skipped\"} 1",
+            "reloader_reconcile_duration_seconds_count{result=\"success\"} 1",
             "reloader_action_total{workload_kind=\"Deployment\",result=\"success\"} 1",
             "reloader_action_latency_seconds_count{workload_kind=\"Deployment\"} 1",
             "reloader_skipped_total{reason=\"no_data_change\"} 1",
-            "reloader_events_received_total{event_type=\"update\",resource_type=\"configmap\"} 1",
+            "reloader_workqueue_depth 3",
             "reloader_workqueue_adds_total 1",
+            "reloader_workqueue_latency_seconds_count 1",
+            "reloader_errors_total{type=\"patch\"} 1",
+            "reloader_retries_total 1",
+            "reloader_events_received_total{event_type=\"update\",resource_type=\"configmap\"} 1",
+            "reloader_events_processed_total{event_type=\"update\",resource_type=\"secret\",result=\"skipped\"} 1",
+            "reloader_workloads_scanned_total{kind=\"StatefulSet\"} 4",
+            "reloader_workloads_matched_total{kind=\"StatefulSet\"} 2",
+            "rekindle_operator_cached_objects{kind=\"configmaps\"} 7",
             "rekindle_operator_rollouts_coalesced_total 1",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");

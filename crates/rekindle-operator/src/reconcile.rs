@@ -1316,6 +1316,95 @@ mod tests {
         assert_eq!(written["hash"], whole(&cm));
     }
 
+    /// `name` reading `app-config` and `extra-config` whole, carrying the two
+    /// annotations of the `annotations` strategy.
+    fn mk_two_source_user(name: &str, last: &ConfigMap, digests: serde_json::Value) -> Deployment {
+        use crate::decide::annotations::{LAST_RELOADED_FROM, RELOADED_DIGESTS};
+        let app = with_env_from(
+            with_env_from(mk_container("app"), "app-config"),
+            "extra-config",
+        );
+        let last = serde_json::json!({
+            "type": "CONFIGMAP", "name": last.metadata.name, "namespace": NS,
+            "hash": whole(last), "containerRefs": ["app"],
+        });
+        let d = mk_deployment(NS, name, &[AUTO], vec![app]);
+        let d = with_template_annotation(d, LAST_RELOADED_FROM, &last.to_string());
+        with_template_annotation(d, RELOADED_DIGESTS, &digests.to_string())
+    }
+
+    #[test]
+    fn catch_up_with_annotations_strategy_covers_every_recorded_source() {
+        let cm = app_config(&[("a", "2")]);
+        let extra = mk_config_map(NS, "extra-config", &[("b", "1")], &[]);
+        // Both last rolled for extra-config; app-config changed since for `behind`
+        // only. last-reloaded-from, which names extra-config, cannot tell them apart.
+        let behind = mk_two_source_user(
+            "behind",
+            &extra,
+            serde_json::json!({"CONFIGMAP/app-config": "old", "CONFIGMAP/extra-config": whole(&extra)}),
+        );
+        let settled = mk_two_source_user(
+            "settled",
+            &extra,
+            serde_json::json!({"CONFIGMAP/app-config": whole(&cm), "CONFIGMAP/extra-config": whole(&extra)}),
+        );
+        let settings = Settings {
+            plan: mk_plan_settings(Strategy::Annotations),
+            ..mk_settings()
+        };
+        let mut h = Harness::started(settings, &[&cm, &extra], &[&behind, &settled]);
+        let rollouts = h.drain();
+        assert_eq!(names(&rollouts), ["behind"]);
+        let plan = &rollouts[0].plan;
+        let json = |text: &Option<String>| -> serde_json::Value {
+            serde_json::from_str(text.as_deref().expect("written")).expect("JSON")
+        };
+        assert_eq!(json(&plan.reloaded_from)["name"], "app-config");
+        assert_eq!(
+            json(&plan.reloaded_digests),
+            serde_json::json!({"CONFIGMAP/app-config": whole(&cm), "CONFIGMAP/extra-config": whole(&extra)})
+        );
+    }
+
+    #[test]
+    fn an_annotations_rollout_records_every_source_and_a_second_change_reads_it() {
+        let cm = app_config(&[("a", "1")]);
+        let extra = mk_config_map(NS, "extra-config", &[("b", "1")], &[]);
+        let user = mk_deployment(
+            NS,
+            "web",
+            &[AUTO],
+            vec![with_env_from(
+                with_env_from(mk_container("app"), "app-config"),
+                "extra-config",
+            )],
+        );
+        let settings = Settings {
+            plan: mk_plan_settings(Strategy::Annotations),
+            ..mk_settings()
+        };
+        let mut h = Harness::started(settings, &[&cm, &extra], &[&user]);
+        assert!(h.drain().is_empty(), "no marker yet: nothing to catch up");
+        let cm2 = app_config(&[("a", "2")]);
+        h.apply_config_map(&cm2);
+        let rollouts = h.drain();
+        assert_eq!(names(&rollouts), ["web"]);
+        let digests: serde_json::Value = serde_json::from_str(
+            rollouts[0]
+                .plan
+                .reloaded_digests
+                .as_deref()
+                .expect("written"),
+        )
+        .expect("JSON");
+        // The source that did not change is recorded too: the new pods read it.
+        assert_eq!(
+            digests,
+            serde_json::json!({"CONFIGMAP/app-config": whole(&cm2), "CONFIGMAP/extra-config": whole(&extra)})
+        );
+    }
+
     // ---- webhook mode -------------------------------------------------------------
 
     #[test]

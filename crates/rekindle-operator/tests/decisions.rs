@@ -17,6 +17,8 @@ const NS: &str = "apps";
 const V0: &[(&str, &str)] = &[("v", "0")];
 const V1: &[(&str, &str)] = &[("v", "1")];
 const V2: &[(&str, &str)] = &[("v", "2")];
+/// The Secrets of the Secret forms (typed auto, named, exclude).
+const SECRETS: [&str; 4] = ["sec-auto", "sec-named", "sec-excluded", "sec-kept"];
 
 async fn assert_markers(cluster: &Cluster, name: &str, expected: &[(&str, &str, &str)]) {
     assert_eq!(
@@ -73,6 +75,10 @@ async fn the_decision_order_on_the_real_server() {
     )
     .await;
     put_secret(client, NS, "sec-typed", V0).await;
+    for name in SECRETS {
+        put_secret(client, NS, name, V0).await;
+    }
+    put_config_map(client, NS, "cfg-beside", V0).await;
 
     deployment("auto")
         .auto()
@@ -139,6 +145,32 @@ async fn the_decision_order_on_the_real_server() {
         .create(&cluster, NS)
         .await;
 
+    // The Secret forms: typed auto, a named list, an exclude list.
+    deployment("secret-typed")
+        .annotations(json!({"secret.reloader.stakater.com/auto": "true"}))
+        .app(json!({"envFrom": [
+            {"secretRef": {"name": "sec-auto"}},
+            {"configMapRef": {"name": "cfg-beside"}},
+        ]}))
+        .create(&cluster, NS)
+        .await;
+    deployment("secret-named")
+        .annotations(json!({"secret.reloader.stakater.com/reload": "sec-named"}))
+        .app(env_from_secret("sec-named"))
+        .create(&cluster, NS)
+        .await;
+    deployment("secret-exclude")
+        .annotations(json!({
+            "reloader.stakater.com/auto": "true",
+            "secrets.exclude.reloader.stakater.com/reload": "sec-excluded",
+        }))
+        .app(json!({"envFrom": [
+            {"secretRef": {"name": "sec-excluded"}},
+            {"secretRef": {"name": "sec-kept"}},
+        ]}))
+        .create(&cluster, NS)
+        .await;
+
     let mut cm_barrier = Barrier::create(&cluster, NS, SourceKind::ConfigMap, 2).await;
     let mut secret_barrier = Barrier::create(&cluster, NS, SourceKind::Secret, 1).await;
 
@@ -181,6 +213,11 @@ async fn the_decision_order_on_the_real_server() {
     )
     .await;
     put_secret(client, NS, "sec-typed", V1).await;
+    for name in SECRETS {
+        put_secret(client, NS, name, V1).await;
+    }
+    put_config_map(client, NS, "cfg-beside", V1).await;
+    let secret = |name: &str| keyed_marker(&key, SourceKind::Secret, NS, name, V1, KeyUse::All);
 
     let d = Kind::Deployment;
     let auto_marker = all("cfg-auto", V1);
@@ -261,9 +298,67 @@ async fn the_decision_order_on_the_real_server() {
     )
     .await;
 
+    let sec_auto = secret("sec-auto");
+    wait_marker(
+        &cluster,
+        d,
+        NS,
+        "secret-typed",
+        "app",
+        "STAKATER_SEC_AUTO_SECRET",
+        &sec_auto,
+    )
+    .await;
+    let sec_named = secret("sec-named");
+    wait_marker(
+        &cluster,
+        d,
+        NS,
+        "secret-named",
+        "app",
+        "STAKATER_SEC_NAMED_SECRET",
+        &sec_named,
+    )
+    .await;
+    let sec_kept = secret("sec-kept");
+    wait_marker(
+        &cluster,
+        d,
+        NS,
+        "secret-exclude",
+        "app",
+        "STAKATER_SEC_KEPT_SECRET",
+        &sec_kept,
+    )
+    .await;
+
     cm_barrier.pass(&cluster).await;
     secret_barrier.pass(&cluster).await;
     operator.assert_idle().await;
+
+    // Typed auto for Secrets says nothing about ConfigMaps; the excluded Secret,
+    // changed in the same gather window as the kept one, is not written.
+    assert_markers(
+        &cluster,
+        "secret-typed",
+        &[("app", "STAKATER_SEC_AUTO_SECRET", &sec_auto)],
+    )
+    .await;
+    assert_generation(&cluster, "secret-typed", 2).await;
+    assert_markers(
+        &cluster,
+        "secret-named",
+        &[("app", "STAKATER_SEC_NAMED_SECRET", &sec_named)],
+    )
+    .await;
+    assert_generation(&cluster, "secret-named", 2).await;
+    assert_markers(
+        &cluster,
+        "secret-exclude",
+        &[("app", "STAKATER_SEC_KEPT_SECRET", &sec_kept)],
+    )
+    .await;
+    assert_generation(&cluster, "secret-exclude", 2).await;
 
     assert_markers(
         &cluster,

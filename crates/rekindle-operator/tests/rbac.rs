@@ -155,5 +155,30 @@ async fn the_namespaced_manifest_is_enough_and_a_missing_verb_is_named() {
     .await;
     let warnings = operator.log_lines_with(&["rollout failed; will retry", "permission denied"]);
     assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    // Reloader's Warning Event on the workload, saying what failed.
+    let (kind, note) = eventually("the ReloadFail Event", || async {
+        let events: kube::Api<k8s_openapi::api::events::v1::Event> =
+            kube::Api::namespaced(client.clone(), NS);
+        let list = events.list(&Default::default()).await.ok()?;
+        list.items.into_iter().find_map(|e| {
+            let regarding = e.regarding?;
+            (e.reason.as_deref() == Some("ReloadFail")
+                && regarding.kind.as_deref() == Some("Deployment")
+                && regarding.name.as_deref() == Some("denied"))
+            .then(|| (e.type_.unwrap_or_default(), e.note.unwrap_or_default()))
+        })
+    })
+    .await;
+    assert_eq!(kind, "Warning");
+    assert!(
+        note.starts_with(
+            "Update for 'denied' of type 'Deployment' in namespace 'apps' failed with error"
+        ),
+        "{note}"
+    );
+    assert!(
+        note.contains("forbidden") || note.contains("cannot patch"),
+        "{note}"
+    );
     assert!(operator.is_running(), "log:\n{}", operator.log_text());
 }

@@ -1,4 +1,5 @@
-//! What is written on the real server: the `annotations` strategy's JSON, the
+//! What is written on the real server: the `annotations` strategy's JSON (and the
+//! catch-up at start of a change to any source it records), the
 //! exact SHA-1 of `--hash reloader-sha1`, and a migration from Reloader that
 //! rolls nothing.
 
@@ -11,6 +12,7 @@ use support::*;
 const NS: &str = "apps";
 const D: Kind = Kind::Deployment;
 const LAST_RELOADED_FROM: &str = "reloader.stakater.com/last-reloaded-from";
+const RELOADED_DIGESTS: &str = "rekindle.io/reloaded-digests";
 /// Reloader's SHA-1 of `{a: "1", b: "2"}` (ConfigMap or Secret), from COMPAT.md.
 const SHA1_A1_B2: &str = "f83e99e324ba68ccc373a58ef1eb42f8ab88646a";
 const A1_B2: &[(&str, &str)] = &[("a", "1"), ("b", "2")];
@@ -39,7 +41,18 @@ async fn annotations_strategy_reloader_sha1_and_a_migration_that_rolls_nothing()
         .app(env_from_secret("sha1-secret"))
         .create(&cluster, NS)
         .await;
-    let mut barrier = Barrier::create(&cluster, NS, SourceKind::ConfigMap, 2).await;
+    // Reads two ConfigMaps: the catch-up of a change to either one.
+    put_config_map(client, NS, "pair-a", &[("v", "0")]).await;
+    put_config_map(client, NS, "pair-b", &[("v", "0")]).await;
+    deployment("pair")
+        .auto()
+        .app(json!({"envFrom": [
+            {"configMapRef": {"name": "pair-a"}},
+            {"configMapRef": {"name": "pair-b"}},
+        ]}))
+        .create(&cluster, NS)
+        .await;
+    let mut barrier = Barrier::create(&cluster, NS, SourceKind::ConfigMap, 3).await;
 
     // ---- --reload-strategy annotations ---------------------------------------
     let operator = cluster
@@ -76,6 +89,29 @@ async fn annotations_strategy_reloader_sha1_and_a_migration_that_rolls_nothing()
         "no env var with this strategy"
     );
     assert_eq!(generation(&cluster, D, NS, "annotated").await, 2);
+    // Every source of the workload is recorded with the value it had, the one that
+    // did not change too.
+    let pair = |name: &str, v: &str| {
+        keyed_marker(
+            &key,
+            SourceKind::ConfigMap,
+            NS,
+            name,
+            &[("v", v)],
+            KeyUse::All,
+        )
+    };
+    put_config_map(client, NS, "pair-b", &[("v", "1")]).await;
+    let digests = eventually("reloaded-digests on the template", || async {
+        let text = template_annotation(&cluster, D, NS, "pair", RELOADED_DIGESTS).await?;
+        serde_json::from_str::<serde_json::Value>(&text).ok()
+    })
+    .await;
+    assert_eq!(
+        digests,
+        json!({"CONFIGMAP/pair-a": pair("pair-a", "0"), "CONFIGMAP/pair-b": pair("pair-b", "1")})
+    );
+    assert_eq!(generation(&cluster, D, NS, "pair").await, 2);
     // A restart rolls nothing.
     operator.stop();
     let operator = cluster
@@ -89,6 +125,35 @@ async fn annotations_strategy_reloader_sha1_and_a_migration_that_rolls_nothing()
     assert_eq!(
         template_annotation(&cluster, D, NS, "annotated", LAST_RELOADED_FROM).await,
         Some(text)
+    );
+    operator.stop();
+
+    // A change made while the operator is stopped, to the source that
+    // last-reloaded-from does not name: caught up at start, once.
+    put_config_map(client, NS, "pair-a", &[("v", "1")]).await;
+    let operator = cluster
+        .operator(&["--reload-strategy", "annotations"])
+        .await;
+    eventually("the pair caught up", || async {
+        (generation(&cluster, D, NS, "pair").await == 3).then_some(())
+    })
+    .await;
+    barrier.pass(&cluster).await;
+    operator.assert_idle().await;
+    operator.assert_rollouts(1 + BARRIER_ROUND).await;
+    assert_eq!(generation(&cluster, D, NS, "pair").await, 3);
+    assert_eq!(generation(&cluster, D, NS, "annotated").await, 2);
+    let last = template_annotation(&cluster, D, NS, "pair", LAST_RELOADED_FROM)
+        .await
+        .expect("last-reloaded-from");
+    let last: serde_json::Value = serde_json::from_str(&last).expect("JSON");
+    assert_eq!(last["name"], "pair-a");
+    let digests = template_annotation(&cluster, D, NS, "pair", RELOADED_DIGESTS)
+        .await
+        .expect("reloaded-digests");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&digests).expect("JSON"),
+        json!({"CONFIGMAP/pair-a": pair("pair-a", "1"), "CONFIGMAP/pair-b": pair("pair-b", "1")})
     );
     operator.stop();
 

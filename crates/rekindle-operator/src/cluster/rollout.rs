@@ -18,7 +18,7 @@ use crate::decide::throttle::EventBudget;
 use tokio::sync::mpsc;
 
 use crate::cluster::errors::{Explain, is_conflict, is_not_found};
-use crate::decide::annotations::LAST_RELOADED_FROM;
+use crate::decide::annotations::{LAST_RELOADED_FROM, RELOADED_DIGESTS};
 use crate::decide::patch::{self, PatchError};
 use crate::decide::plan::Plan;
 use crate::model::{WorkloadId, WorkloadKind};
@@ -127,11 +127,13 @@ impl Executor {
 
     async fn perform(&self, rollout: &Rollout) -> Result<(), RolloutError> {
         let (id, plan, suspended) = (&rollout.workload, &rollout.plan, rollout.suspended);
-        let annotations: BTreeMap<String, String> = plan
-            .reloaded_from
-            .iter()
-            .map(|value| (LAST_RELOADED_FROM.to_owned(), value.clone()))
-            .collect();
+        let annotations: BTreeMap<String, String> = [
+            (LAST_RELOADED_FROM, &plan.reloaded_from),
+            (RELOADED_DIGESTS, &plan.reloaded_digests),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| Some((key.to_owned(), value.clone()?)))
+        .collect();
         match id.kind {
             WorkloadKind::Deployment => {
                 let pause = rollout.pause.clone()?;

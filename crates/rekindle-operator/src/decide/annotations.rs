@@ -31,6 +31,12 @@ pub const ROLLOUT_STRATEGY: &str = "reloader.stakater.com/rollout-strategy";
 /// The pod-template annotation written by the `annotations` reload strategy.
 /// Reloader has no flag for it.
 pub const LAST_RELOADED_FROM: &str = "reloader.stakater.com/last-reloaded-from";
+/// The pod-template annotation the `annotations` strategy writes next to
+/// [`LAST_RELOADED_FROM`]: every source the workload rolls for, with the value each
+/// had when it last rolled (`{"CONFIGMAP/app":"<marker>",…}`). `last-reloaded-from`
+/// names one source, as Reloader's does; this one lets the catch-up at start see a
+/// change to any of them. rekindle's own: Reloader neither writes nor reads it.
+pub const RELOADED_DIGESTS: &str = "rekindle.io/reloaded-digests";
 
 /// Every source kind, in the order [`WorkloadRules`] stores them.
 const KINDS: [SourceKind; 3] = [

@@ -7,7 +7,7 @@
 //! re-applying the same data, restarting the operator or failing over rolls
 //! nothing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -89,6 +89,10 @@ pub struct Plan {
     pub remove: Vec<super::patch::Removal>,
     /// The `last-reloaded-from` value to write (annotations strategy).
     pub reloaded_from: Option<String>,
+    /// The `rekindle.io/reloaded-digests` value written with it: every source the
+    /// workload rolls for, at its current value (the rollout restarts the pods, which
+    /// then read all of them).
+    pub reloaded_digests: Option<String>,
     /// The sources that make this rollout, for events, alerts and logs.
     pub because: Vec<SourceId>,
     /// The sources that do not, and why.
@@ -333,6 +337,11 @@ pub fn plan(
                     Some(_) => want.value.clone(),
                     None => crate::decide::digest::sha1_hex(DELETE_MARKER.as_bytes()),
                 };
+                let current = match entry {
+                    Some(entry) => recorded(workload, source)
+                        .is_some_and(|recorded| is_current(&recorded, &want.value, entry)),
+                    None => false,
+                };
                 let value = ReloadedFrom {
                     kind: source.kind.upper().to_owned(),
                     name: source.name.clone(),
@@ -340,7 +349,10 @@ pub fn plan(
                     hash,
                     container_refs: vec![want.container],
                 };
-                if parse_reloaded_from(workload.reloaded_from.as_deref()).as_ref() == Some(&value) {
+                if current
+                    || parse_reloaded_from(workload.reloaded_from.as_deref()).as_ref()
+                        == Some(&value)
+                {
                     plan.unchanged.push((source.clone(), NoChange::Current));
                 } else {
                     plan.reloaded_from = Some(
@@ -352,11 +364,78 @@ pub fn plan(
             }
         }
     }
+    if plan.reloaded_from.is_some() {
+        plan.reloaded_digests = Some(recorded_digests(id, workload, pending, sources, settings));
+    }
     plan
 }
 
 fn parse_reloaded_from(text: Option<&str>) -> Option<ReloadedFrom> {
     serde_json::from_str(text?).ok()
+}
+
+/// A source's key in `rekindle.io/reloaded-digests`: `CONFIGMAP/NAME`, the type
+/// spelt as in `last-reloaded-from`.
+fn digest_key(source: &SourceId) -> String {
+    format!("{}/{}", source.kind.upper(), source.name)
+}
+
+/// `rekindle.io/reloaded-digests`, read; an unreadable value reads as none (the
+/// catch-up then falls back to `last-reloaded-from`, and the next rollout
+/// rewrites it).
+fn parse_reloaded_digests(text: Option<&str>) -> BTreeMap<String, String> {
+    text.and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default()
+}
+
+/// The value the workload's template records for `source` (annotations strategy):
+/// from `rekindle.io/reloaded-digests`, else from `last-reloaded-from` if that names
+/// it (written by Reloader, or before the digests annotation existed).
+fn recorded(workload: &WorkloadEntry, source: &SourceId) -> Option<String> {
+    parse_reloaded_digests(workload.reloaded_digests.as_deref())
+        .remove(&digest_key(source))
+        .or_else(|| {
+            parse_reloaded_from(workload.reloaded_from.as_deref())
+                .filter(|r| r.kind == source.kind.upper() && r.name == source.name)
+                .map(|r| r.hash)
+        })
+}
+
+/// The `rekindle.io/reloaded-digests` a rollout writes: each source the workload
+/// rolls for (those its template references, those a named reload marked, and the
+/// pending ones) that exists and is selected, at the value it wants now.
+fn recorded_digests(
+    id: &WorkloadId,
+    workload: &WorkloadEntry,
+    pending: &BTreeSet<SourceId>,
+    sources: &SourceIndex,
+    settings: &PlanSettings,
+) -> String {
+    let candidates: BTreeSet<SourceId> = referenced(id, workload)
+        .chain(marked_unreferenced(id, workload, sources, settings))
+        .chain(pending.iter().cloned())
+        .collect();
+    let digests: BTreeMap<String, String> = candidates
+        .iter()
+        .filter_map(|source| {
+            let entry = sources.get(source)?;
+            let want = shared_want(id, workload, source, Some(entry), sources, settings).ok()?;
+            Some((digest_key(source), want.value))
+        })
+        .collect();
+    serde_json::to_string(&digests).expect("a map of strings always serializes")
+}
+
+/// The sources the workload's pod template references.
+fn referenced<'a>(
+    id: &'a WorkloadId,
+    workload: &'a WorkloadEntry,
+) -> impl Iterator<Item = SourceId> + 'a {
+    workload
+        .refs
+        .sources
+        .keys()
+        .map(|(kind, name)| SourceId::new(*kind, id.namespace.clone(), name.clone()))
 }
 
 /// Sources whose marker on `workload` is present but stale: changed while the
@@ -374,13 +453,8 @@ pub fn stale_sources(
     settings: &PlanSettings,
 ) -> BTreeSet<SourceId> {
     let mut stale = BTreeSet::new();
-    let referenced = workload
-        .refs
-        .sources
-        .keys()
-        .map(|(kind, name)| SourceId::new(*kind, id.namespace.clone(), name.clone()));
     let unreferenced = marked_unreferenced(id, workload, sources, settings);
-    for source in referenced.chain(unreferenced) {
+    for source in referenced(id, workload).chain(unreferenced) {
         let Some(entry) = sources.get(&source) else {
             continue;
         };
@@ -389,9 +463,7 @@ pub fn stale_sources(
         };
         let current = match settings.strategy {
             Strategy::EnvVars => current_env(&workload.refs, &want.container, &source),
-            Strategy::Annotations => parse_reloaded_from(workload.reloaded_from.as_deref())
-                .filter(|r| r.kind == source.kind.upper() && r.name == source.name)
-                .map(|r| r.hash),
+            Strategy::Annotations => recorded(workload, &source),
         };
         if current.is_some_and(|current| !is_current(&current, &want.value, entry)) {
             stale.insert(source);
@@ -447,12 +519,22 @@ fn marked_unreferenced(
             }
         }
         Strategy::Annotations => {
-            let named = parse_reloaded_from(workload.reloaded_from.as_deref()).and_then(|r| {
-                let kind = KINDS.into_iter().find(|k| k.upper() == r.kind)?;
-                let referenced = refs.usage(kind, &r.name).is_some();
-                (!referenced).then(|| SourceId::new(kind, id.namespace.clone(), r.name))
-            });
-            found.extend(named);
+            let last =
+                parse_reloaded_from(workload.reloaded_from.as_deref()).map(|r| (r.kind, r.name));
+            let recorded = parse_reloaded_digests(workload.reloaded_digests.as_deref())
+                .into_keys()
+                .filter_map(|key| {
+                    let (kind, name) = key.split_once('/')?;
+                    Some((kind.to_owned(), name.to_owned()))
+                });
+            for (kind, name) in last.into_iter().chain(recorded) {
+                let Some(kind) = KINDS.into_iter().find(|k| k.upper() == kind) else {
+                    continue;
+                };
+                if refs.usage(kind, &name).is_none() {
+                    found.insert(SourceId::new(kind, id.namespace.clone(), name));
+                }
+            }
         }
     }
     found

@@ -11,7 +11,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::decide::annotations::{
-    AnnotationNames, LAST_RELOADED_FROM, PatternCache, RolloutStrategy, SourceFlags, WorkloadRules,
+    AnnotationNames, LAST_RELOADED_FROM, PatternCache, RELOADED_DIGESTS, RolloutStrategy,
+    SourceFlags, WorkloadRules,
 };
 use crate::decide::digest::{
     KeyDigests, reloader_sha1_config_map, reloader_sha1_pod_status, reloader_sha1_secret,
@@ -186,6 +187,7 @@ fn workload(
         ),
         refs,
         reloaded_from: template_annotations.get(LAST_RELOADED_FROM).cloned(),
+        reloaded_digests: template_annotations.get(RELOADED_DIGESTS).cloned(),
         suspended: false,
         rollout_strategy: RolloutStrategy::from_annotations(annotations(meta)),
         pause: None,

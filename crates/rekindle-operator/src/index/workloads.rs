@@ -21,6 +21,8 @@ pub struct WorkloadEntry {
     pub refs: TemplateRefs,
     /// The pod template's `reloader.stakater.com/last-reloaded-from`, if any.
     pub reloaded_from: Option<String>,
+    /// The pod template's `rekindle.io/reloaded-digests`, if any.
+    pub reloaded_digests: Option<String>,
     /// A CronJob with `spec.suspend: true` is never instantiated.
     pub suspended: bool,
     /// An Argo Rollout's `rollout-strategy` annotation.
