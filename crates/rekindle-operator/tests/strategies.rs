@@ -16,6 +16,58 @@ const RELOADED_DIGESTS: &str = "rekindle.io/reloaded-digests";
 /// Reloader's SHA-1 of `{a: "1", b: "2"}` (ConfigMap or Secret), from COMPAT.md.
 const SHA1_A1_B2: &str = "f83e99e324ba68ccc373a58ef1eb42f8ab88646a";
 const A1_B2: &[(&str, &str)] = &[("a", "1"), ("b", "2")];
+/// The other known pairs of COMPAT.md, each a ConfigMap's `data` and `binaryData`
+/// (base64, as the API takes it: `dGVzdA==` is `test`) and Reloader's SHA-1.
+const KNOWN_PAIRS: [(&str, &[(&str, &str)], &[(&str, &str)], &str); 4] = [
+    (
+        "sha1-plain",
+        &[("test", "test")],
+        &[],
+        "b3cefbcce711f8574b0e66c41fc1dcf06eb5b6db",
+    ),
+    (
+        "sha1-both",
+        &[("test", "test")],
+        &[("bintest", "dGVzdA==")],
+        "0d58150de76a895b24f4ca213f590766160c4349",
+    ),
+    (
+        "sha1-binary",
+        &[],
+        &[("bintest", "dGVzdA==")],
+        "f327fede9d5cda17ab984fabce9eddeee1611a84",
+    ),
+    (
+        "sha1-empty",
+        &[],
+        &[],
+        "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+    ),
+];
+
+/// Server-side applies a ConfigMap with exactly `data` and `binary` (base64).
+async fn apply_config_map(
+    client: &kube::Client,
+    name: &str,
+    data: &[(&str, &str)],
+    binary: &[(&str, &str)],
+) {
+    use std::collections::BTreeMap;
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), NS);
+    let data: BTreeMap<&str, &str> = data.iter().copied().collect();
+    let binary: BTreeMap<&str, &str> = binary.iter().copied().collect();
+    let body = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name},
+        "data": data,
+        "binaryData": binary,
+    });
+    let params = kube::api::PatchParams::apply("test").force();
+    api.patch(name, &params, &kube::api::Patch::Apply(body))
+        .await
+        .expect("config map applied");
+}
 
 #[tokio::test]
 #[ignore = "needs scripts/provision-k8s.sh"]
@@ -41,6 +93,14 @@ async fn annotations_strategy_reloader_sha1_and_a_migration_that_rolls_nothing()
         .app(env_from_secret("sha1-secret"))
         .create(&cluster, NS)
         .await;
+    for (name, ..) in KNOWN_PAIRS {
+        put_config_map(client, NS, name, &[("v", "0")]).await;
+        deployment(name)
+            .auto()
+            .app(env_from_config_map(name))
+            .create(&cluster, NS)
+            .await;
+    }
     // Reads two ConfigMaps: the catch-up of a change to either one.
     put_config_map(client, NS, "pair-a", &[("v", "0")]).await;
     put_config_map(client, NS, "pair-b", &[("v", "0")]).await;
@@ -181,6 +241,15 @@ async fn annotations_strategy_reloader_sha1_and_a_migration_that_rolls_nothing()
         SHA1_A1_B2,
     )
     .await;
+    // The other known pairs: data, binaryData, both, and nothing at all.
+    for (name, data, binary, sha1) in KNOWN_PAIRS {
+        apply_config_map(client, name, data, binary).await;
+        let var = format!(
+            "STAKATER_{}_CONFIGMAP",
+            name.to_ascii_uppercase().replace('-', "_")
+        );
+        wait_marker(&cluster, D, NS, name, "app", &var, sha1).await;
+    }
     operator.stop();
 
     // ---- migration: Reloader's SHA-1 of the current data is current ----------
