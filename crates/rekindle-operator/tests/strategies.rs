@@ -16,9 +16,11 @@ const RELOADED_DIGESTS: &str = "rekindle.io/reloaded-digests";
 /// Reloader's SHA-1 of `{a: "1", b: "2"}` (ConfigMap or Secret), from COMPAT.md.
 const SHA1_A1_B2: &str = "f83e99e324ba68ccc373a58ef1eb42f8ab88646a";
 const A1_B2: &[(&str, &str)] = &[("a", "1"), ("b", "2")];
+/// A ConfigMap's `data` or `binaryData` entries.
+type Entries = &'static [(&'static str, &'static str)];
 /// The other known pairs of COMPAT.md, each a ConfigMap's `data` and `binaryData`
 /// (base64, as the API takes it: `dGVzdA==` is `test`) and Reloader's SHA-1.
-const KNOWN_PAIRS: [(&str, &[(&str, &str)], &[(&str, &str)], &str); 4] = [
+const KNOWN_PAIRS: [(&str, Entries, Entries, &str); 4] = [
     (
         "sha1-plain",
         &[("test", "test")],
