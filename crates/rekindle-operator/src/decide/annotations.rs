@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
 
 use crate::model::SourceKind;
 
@@ -469,7 +469,11 @@ fn parse_named(
 /// clones, so every workload naming the same item holds one program.
 ///
 /// Bounded: at [`PatternCache::LIMIT`] distinct items it starts over, so that
-/// annotations written with ever new items cannot grow it without end.
+/// annotations written with ever new items cannot grow it without end; and an
+/// item whose program is larger than [`PatternCache::KEPT_SIZE`] is not kept at
+/// all (compiled for the workload that names it and dropped with it), so that the
+/// cache holds at most `LIMIT × KEPT_SIZE` of programs, not `LIMIT` times the
+/// `regex` crate's own limit of 10 MiB each.
 #[derive(Debug, Default)]
 pub struct PatternCache {
     compiled: HashMap<String, Result<Regex, regex::Error>>,
@@ -480,6 +484,10 @@ impl PatternCache {
     /// Distinct items kept at most.
     pub const LIMIT: usize = 1024;
 
+    /// The largest program kept, in bytes. A name pattern such as `app-.*` takes a
+    /// few KiB; only an item with large repetitions of wide classes reaches this.
+    pub const KEPT_SIZE: usize = 64 * 1024;
+
     /// `^item$`, compiled with Go's `\Q…\E` expanded, or why it does not compile.
     fn compile(&mut self, item: &str) -> Result<Regex, regex::Error> {
         if let Some(known) = self.compiled.get(item) {
@@ -488,7 +496,16 @@ impl PatternCache {
         self.misses += 1;
         // Expanded after the anchors are added: in Go, a `\Q` without `\E` quotes
         // the appended `$` too.
-        let compiled = Regex::new(&expand_quoted(&format!("^{item}$")));
+        let anchored = format!("^{item}$");
+        let pattern = expand_quoted(&anchored);
+        let compiled = match RegexBuilder::new(&pattern)
+            .size_limit(Self::KEPT_SIZE)
+            .build()
+        {
+            // Too large to keep, not invalid: compiled with the usual limit, uncached.
+            Err(regex::Error::CompiledTooBig(_)) => return Regex::new(&pattern),
+            compiled => compiled,
+        };
         if self.compiled.len() >= Self::LIMIT {
             self.compiled.clear();
         }
@@ -908,6 +925,28 @@ pub(crate) mod tests {
         assert_eq!(cache.misses(), misses + 1);
         assert!(rules.for_kind(CM).named_matches("app-0-x"));
         assert!(cache.compiled.len() <= PatternCache::LIMIT);
+    }
+
+    #[test]
+    fn a_large_program_is_compiled_for_its_workload_but_not_kept() {
+        let names = AnnotationNames::default();
+        let mut cache = PatternCache::default();
+        // Unicode `\w` is a wide class: 200 of them make a program of some 100s of
+        // KiB, over what the cache keeps and under the regex crate's limit.
+        let large = r"\w{200}";
+        let metadata = mk_annotations(&[("configmap.reloader.stakater.com/reload", large)]);
+        for parse in 1..=2 {
+            let rules = WorkloadRules::parse_cached(&metadata, &EMPTY_MAP, &names, &mut cache);
+            assert!(
+                rules.invalid_patterns().is_empty(),
+                "{:?}",
+                rules.invalid_patterns()
+            );
+            assert!(rules.for_kind(CM).named_matches(&"é".repeat(200)));
+            assert!(!rules.for_kind(CM).named_matches(&"é".repeat(199)));
+            assert_eq!(cache.misses(), parse, "compiled on each parse");
+        }
+        assert!(cache.compiled.is_empty(), "the large program was kept");
     }
 
     #[test]

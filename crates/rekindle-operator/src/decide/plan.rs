@@ -388,11 +388,32 @@ fn parse_reloaded_digests(text: Option<&str>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// `rekindle.io/reloaded-digests` as far as it still describes the template.
+///
+/// A rollout writes it together with `last-reloaded-from`, so the source that
+/// annotation names is recorded in it at the same value (or, deleted, not at
+/// all). When it is not, another writer (Reloader, or an older rekindle during a
+/// migration back and forth) rolled the workload since and left the digests
+/// behind: they are not read, and the workload is compared on the source
+/// `last-reloaded-from` names only, as before the digests existed. Reading them
+/// would roll it again for changes that writer already rolled for.
+fn reloaded_digests(workload: &WorkloadEntry) -> BTreeMap<String, String> {
+    let digests = parse_reloaded_digests(workload.reloaded_digests.as_deref());
+    let Some(last) = parse_reloaded_from(workload.reloaded_from.as_deref()) else {
+        return digests;
+    };
+    let agrees = match digests.get(&format!("{}/{}", last.kind, last.name)) {
+        Some(value) => *value == last.hash,
+        None => last.hash == crate::decide::digest::sha1_hex(DELETE_MARKER.as_bytes()),
+    };
+    if agrees { digests } else { BTreeMap::new() }
+}
+
 /// The value the workload's template records for `source` (annotations strategy):
 /// from `rekindle.io/reloaded-digests`, else from `last-reloaded-from` if that names
 /// it (written by Reloader, or before the digests annotation existed).
 fn recorded(workload: &WorkloadEntry, source: &SourceId) -> Option<String> {
-    parse_reloaded_digests(workload.reloaded_digests.as_deref())
+    reloaded_digests(workload)
         .remove(&digest_key(source))
         .or_else(|| {
             parse_reloaded_from(workload.reloaded_from.as_deref())
@@ -404,6 +425,11 @@ fn recorded(workload: &WorkloadEntry, source: &SourceId) -> Option<String> {
 /// The `rekindle.io/reloaded-digests` a rollout writes: each source the workload
 /// rolls for (those its template references, those a named reload marked, and the
 /// pending ones) that exists and is selected, at the value it wants now.
+///
+/// A source the index does not hold and that is not being rolled for (a deletion
+/// is) keeps the value recorded before: during the start its watch may not have
+/// listed yet, and dropping it would leave a later change to it, made while the
+/// operator is down, to no catch-up.
 fn recorded_digests(
     id: &WorkloadId,
     workload: &WorkloadEntry,
@@ -415,12 +441,17 @@ fn recorded_digests(
         .chain(marked_unreferenced(id, workload, sources, settings))
         .chain(pending.iter().cloned())
         .collect();
+    let before = reloaded_digests(workload);
     let digests: BTreeMap<String, String> = candidates
         .iter()
         .filter_map(|source| {
-            let entry = sources.get(source)?;
+            let key = digest_key(source);
+            let Some(entry) = sources.get(source) else {
+                let kept = before.get(&key).filter(|_| !pending.contains(source))?;
+                return Some((key, kept.clone()));
+            };
             let want = shared_want(id, workload, source, Some(entry), sources, settings).ok()?;
-            Some((digest_key(source), want.value))
+            Some((key, want.value))
         })
         .collect();
     serde_json::to_string(&digests).expect("a map of strings always serializes")
@@ -521,12 +552,10 @@ fn marked_unreferenced(
         Strategy::Annotations => {
             let last =
                 parse_reloaded_from(workload.reloaded_from.as_deref()).map(|r| (r.kind, r.name));
-            let recorded = parse_reloaded_digests(workload.reloaded_digests.as_deref())
-                .into_keys()
-                .filter_map(|key| {
-                    let (kind, name) = key.split_once('/')?;
-                    Some((kind.to_owned(), name.to_owned()))
-                });
+            let recorded = reloaded_digests(workload).into_keys().filter_map(|key| {
+                let (kind, name) = key.split_once('/')?;
+                Some((kind.to_owned(), name.to_owned()))
+            });
             for (kind, name) in last.into_iter().chain(recorded) {
                 let Some(kind) = KINDS.into_iter().find(|k| k.upper() == kind) else {
                     continue;
@@ -552,7 +581,9 @@ pub(crate) mod tests {
     //! builders are shared with the reconciler's tests.
 
     use super::*;
-    use crate::decide::annotations::{AnnotationNames, CONFIGMAPS_EXCLUDE, LAST_RELOADED_FROM};
+    use crate::decide::annotations::{
+        AnnotationNames, CONFIGMAPS_EXCLUDE, LAST_RELOADED_FROM, RELOADED_DIGESTS,
+    };
     use crate::decide::digest::sha1_hex;
     use crate::index::objects::{self, WorkloadSettings};
     use crate::model::SourceKind;
@@ -1309,6 +1340,74 @@ pub(crate) mod tests {
         assert!(stale(&annotated("app-config", &sha1), &index, &settings).is_empty());
         // The annotation names another source: nothing to say about this one.
         assert!(stale(&annotated("other", "old"), &index, &settings).is_empty());
+    }
+
+    /// `web` reading `app-config` and `extra` whole, carrying both annotations of
+    /// the `annotations` strategy: `last-reloaded-from` naming `app-config` at
+    /// `last`, and `digests`.
+    fn mk_recorded(last: &str, digests: serde_json::Value) -> Deployment {
+        let json = serde_json::json!({
+            "type": "CONFIGMAP", "name": "app-config", "namespace": NS, "hash": last,
+            "containerRefs": ["app"],
+        });
+        let d = mk_web(with_env_from(mk_container("app"), "extra"));
+        let d = with_template_annotation(d, LAST_RELOADED_FROM, &json.to_string());
+        with_template_annotation(d, RELOADED_DIGESTS, &digests.to_string())
+    }
+
+    #[test]
+    fn digests_another_writer_left_behind_are_not_read() {
+        let cm = app_config(&[("a", "2")]);
+        let other = extra(&[("b", "1")]);
+        let index = mk_index(&[&cm, &other]);
+        let settings = mk_plan_settings(Strategy::Annotations);
+        let ours = |source: &ConfigMap| keyed_marker(source, &KeyUse::All);
+        // Written together by one rollout: read, and app-config is behind.
+        let digests =
+            serde_json::json!({"CONFIGMAP/app-config": "old", "CONFIGMAP/extra": ours(&other)});
+        assert_eq!(
+            stale(&mk_recorded("old", digests.clone()), &index, &settings),
+            BTreeSet::from([app_config_id()])
+        );
+        // Reloader rolled for app-config's new data since (its SHA-1 in
+        // last-reloaded-from): the digests are older than the template.
+        let sha1 = source_of(&cm).1.reloader_sha1;
+        assert!(stale(&mk_recorded(&sha1, digests), &index, &settings).is_empty());
+        // Left behind, they are not read for the other sources either.
+        let behind = serde_json::json!({"CONFIGMAP/app-config": "old", "CONFIGMAP/extra": "old"});
+        assert!(stale(&mk_recorded(&sha1, behind), &index, &settings).is_empty());
+    }
+
+    #[test]
+    fn a_source_not_in_the_index_keeps_its_recorded_value() {
+        let cm = app_config(&[("a", "2")]);
+        // `extra` not listed yet (its watch still listing): only app-config is known.
+        let index = mk_index(&[&cm]);
+        let settings = mk_plan_settings(Strategy::Annotations);
+        let recorded = serde_json::json!({"CONFIGMAP/app-config": "old", "CONFIGMAP/extra": "e1"});
+        let d = mk_recorded("old", recorded);
+        let written = |plan: &Plan| -> serde_json::Value {
+            serde_json::from_str(plan.reloaded_digests.as_deref().expect("written")).expect("JSON")
+        };
+        assert_eq!(
+            written(&plan_for(&d, &index, &settings)),
+            serde_json::json!({
+                "CONFIGMAP/app-config": keyed_marker(&cm, &KeyUse::All),
+                "CONFIGMAP/extra": "e1",
+            })
+        );
+        // Deleted, and rolled for: its value goes.
+        let settings = PlanSettings {
+            reload_on_delete: true,
+            ..settings
+        };
+        let (id, entry) = workload_of(&d);
+        let pending = BTreeSet::from([app_config_id(), extra_id()]);
+        let plan = plan(&id, &entry, &pending, &index, &settings);
+        assert_eq!(
+            written(&plan),
+            serde_json::json!({"CONFIGMAP/app-config": keyed_marker(&cm, &KeyUse::All)})
+        );
     }
 
     // A source the workload names in its reload annotation but no container
