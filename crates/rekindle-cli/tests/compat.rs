@@ -55,7 +55,9 @@ fn configmap_reload_flags_and_metrics() {
 #[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn configmap_reload_retries_are_total_attempts() {
     let (tmp, volume) = Volume::in_tempdir(&[("a", "1")]);
-    let server = Server::start(10, |_| Answer::Status(503));
+    // The first round's two attempts fail; the retry a second later succeeds, so
+    // the count is final whenever it is read.
+    let server = Server::start(10, |n| Answer::Status(if n < 2 { 503 } else { 200 }));
     let port = free_port();
     let rk = Rekindle::start(
         &[
@@ -73,7 +75,8 @@ fn configmap_reload_retries_are_total_attempts() {
     rk.wait_log("watching", 1);
     volume.write(&[("a", "2")]);
     rk.wait_log("gave up after 2 attempt(s)", 1);
-    assert_eq!(server.count(), 2);
+    rk.wait_log("config change applied", 1);
+    assert_eq!(server.count(), 3);
     let (_, metrics) = http_get(port, "/metrics").expect("metrics");
     assert!(
         metrics.contains("reason=\"retries_exhausted\"} 1"),

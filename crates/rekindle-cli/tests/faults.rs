@@ -193,12 +193,16 @@ fn sigterm_during_an_action_stops_at_once_and_leaves_no_child() {
     );
     rk.wait_log("watching", 1);
     volume.write(&[("app.conf", "v2")]);
-    wait_for("the action to start", || started.exists());
-    let pid: i32 = fs::read_to_string(&started)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    // The shell creates the file before it writes the PID: wait for a whole one.
+    let read_pid = || {
+        fs::read_to_string(&started)
+            .ok()?
+            .trim()
+            .parse::<i32>()
+            .ok()
+    };
+    wait_for("the action to start", || read_pid().is_some());
+    let pid = read_pid().expect("the action's PID");
     wait_for("the action's sleep", || {
         fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
     });

@@ -108,8 +108,8 @@ fn accept_errors_back_off_and_recover() {
     wait_for("rekindle to run out of descriptors", || {
         open_fds(pid) >= NOFILE
     });
-    // Let the accept loop hit the limit, then measure.
-    std::thread::sleep(Duration::from_millis(300));
+    // Once the accept loop has hit the limit (it says so once per streak), measure.
+    rekindle.wait_log("cannot accept connections", 1);
     let before = cpu_ticks(pid);
     std::thread::sleep(Duration::from_secs(1));
     let used = cpu_ticks(pid) - before;

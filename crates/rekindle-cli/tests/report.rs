@@ -14,7 +14,7 @@ use rekindle::Snapshot;
 use rekindle::report::{ANNOTATION, Report, Result as Outcome};
 use rekindle_testenv::ControlPlane;
 use serde_json::json;
-use support::{Rekindle, Volume, free_port, http_get};
+use support::{Rekindle, Volume, free_port, http_get, wait_for};
 
 const NEEDS: &str = "needs the control plane and kubelet writer (scripts/provision-k8s.sh)";
 const SECRET_LIKE: &str = "hunter2-s3cr3t-value";
@@ -151,12 +151,12 @@ async fn each_outcome_is_reported_once_on_the_pod_and_never_a_value() {
         "{raw}"
     );
 
-    // One PATCH per outcome: start, change, rejection.
-    let (_, metrics) = http_get(port, "/metrics").unwrap();
-    assert!(
-        metrics.contains("rekindle_report_patches_total{result=\"success\"} 3"),
-        "{metrics}"
-    );
+    // One PATCH per outcome: start, change, rejection. A PATCH is counted once its
+    // response is in, which can be after the poll above saw the pod.
+    let success = "rekindle_report_patches_total{result=\"success\"} 3\n";
+    wait_for("the third successful PATCH to be counted", || {
+        http_get(port, "/metrics").is_some_and(|(_, metrics)| metrics.contains(success))
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

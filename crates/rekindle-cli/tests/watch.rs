@@ -35,7 +35,20 @@ fn signal_once_per_swap_to_a_long_named_process() {
     // A value no random temporary path can hold (they have no `-`), so that the
     // check below cannot match the directory's name.
     volume.write(&[("app.conf", "v5-never-logged"), ("other", "x")]);
-    rk.wait_log("config change applied", 4);
+    // Waits for v5 itself: a v4 wrongly taken for a change would be the fourth
+    // "applied" and let the count below be read before v5's signal.
+    let v5 = format!(
+        "digest={}",
+        rekindle::Snapshot::read(&volume.dir)
+            .expect("read v5")
+            .digest()
+            .short()
+    );
+    wait_for("v5 to be applied", || {
+        rk.log_text()
+            .lines()
+            .any(|line| line.contains("config change applied") && line.contains(&v5))
+    });
     // The log is written as each signal is sent, so it shows any extra one.
     assert_eq!(rk.count_in_log("signal sent"), 4, "log:\n{}", rk.log_text());
     wait_for("the fourth SIGHUP", || counter.count("HUP") == 4);
@@ -311,7 +324,15 @@ fn webhook_fails_then_succeeds_with_basic_auth() {
 #[ignore = "needs the kubelet writer: scripts/provision-k8s.sh"]
 fn hanging_webhook_times_out() {
     let (tmp, volume) = Volume::in_tempdir(&[("a", "0")]);
-    let server = Server::start(10, |_| Answer::Hang);
+    // The first round's two attempts hang; the retry a second later is answered, so
+    // the count is final whenever it is read.
+    let server = Server::start(10, |n| {
+        if n < 2 {
+            Answer::Hang
+        } else {
+            Answer::Status(200)
+        }
+    });
     let url = server.url("/reload");
     let rk = Rekindle::start(
         &[
@@ -333,7 +354,8 @@ fn hanging_webhook_times_out() {
     volume.write(&[("a", "1")]);
     rk.wait_log("timed out after 300ms", 2);
     rk.wait_log("gave up after 2 attempt(s)", 1);
-    assert_eq!(server.count(), 2);
+    rk.wait_log("config change applied", 1);
+    assert_eq!(server.count(), 3);
     wait_for("all connections closed", || server.open() == 0);
     assert_eq!(server.max_open(), 1, "{}", rk.log_text());
 }
@@ -904,11 +926,11 @@ fn a_volume_above_the_size_limit_is_refused_naming_the_file() {
     let log = rk.log_text();
     assert!(log.contains("big.conf"), "{log}");
     assert!(log.contains("1024"), "the limit is named: {log}");
-    let (_, metrics) = http_get(port, "/metrics").expect("metrics");
-    assert!(
-        metrics.contains("rekindle_watch_errors_total 1"),
-        "{metrics}"
-    );
+    // Logged as the read fails, counted when the failure reaches the driver.
+    wait_for("the read error to be counted", || {
+        http_get(port, "/metrics")
+            .is_some_and(|(_, metrics)| metrics.contains("rekindle_watch_errors_total 1\n"))
+    });
     assert_eq!(count_lines(&out, "applied"), 0);
     volume.write(&[("small", "2")]);
     wait_for("the volume under the limit", || {

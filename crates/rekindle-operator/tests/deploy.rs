@@ -524,6 +524,8 @@ fn manifest_files(dir: &Path, out: &mut Vec<PathBuf>) {
 /// ReplicaSet).
 async fn assert_a_change_rolls(cluster: &Cluster, operator: &Operator, ns: &str) {
     let client = &cluster.client;
+    let workloads = "rekindle_operator_cached_objects{kind=\"workload\"}";
+    let before = operator.metric(workloads).await;
     put_config_map(client, ns, "web-config", &[("mode", "a")]).await;
     deployment("web")
         .auto()
@@ -531,6 +533,12 @@ async fn assert_a_change_rolls(cluster: &Cluster, operator: &Operator, ns: &str)
         .create(cluster, ns)
         .await;
     assert_eq!(settled_replica_sets(client, ns, "web").await, 1);
+    // The Deployment reaches the operator on another watch than the change, in no
+    // set order with it: change the ConfigMap once the operator holds the Deployment.
+    eventually("the operator to index the Deployment", || async {
+        (operator.metric(workloads).await > before).then_some(())
+    })
+    .await;
     put_config_map(client, ns, "web-config", &[("mode", "b")]).await;
     eventually("the Deployment to carry the reload marker", || async {
         env_of(

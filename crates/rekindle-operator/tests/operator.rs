@@ -139,13 +139,13 @@ async fn a_data_change_rolls_once_and_a_restart_rolls_nothing() {
     // A metadata-only change: nothing rolls.
     label_config_map(&cluster.client, NS, "app-config", "touched").await;
     barrier(&cluster, 2).await;
-    assert_eq!(replica_sets(&cluster.client, NS, "web").await, 2);
+    assert_eq!(settled_replica_sets(&cluster.client, NS, "web").await, 2);
 
     // A restart of the operator rolls nothing.
     operator.stop();
     let operator = cluster.operator(&[]).await;
     barrier(&cluster, 3).await;
-    assert_eq!(replica_sets(&cluster.client, NS, "web").await, 2);
+    assert_eq!(settled_replica_sets(&cluster.client, NS, "web").await, 2);
     assert_eq!(
         template_env(&cluster.client, NS, "web", "app", VAR)
             .await

@@ -68,8 +68,9 @@ async fn a_pause_period_survives_an_operator_restart() {
         at.parse::<k8s_openapi::jiff::Timestamp>().is_ok(),
         "paused-at is RFC 3339: {at}"
     );
-    // While paused the Deployment controller makes no ReplicaSet.
-    assert_eq!(replica_sets(&cluster.client, NS, "web").await, 1);
+    // While paused the Deployment controller makes no ReplicaSet (counted once it
+    // has seen the new template).
+    assert_eq!(settled_replica_sets(&cluster.client, NS, "web").await, 1);
 
     // The operator restarts during the pause; the new one resumes it.
     operator.stop();
