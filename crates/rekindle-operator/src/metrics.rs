@@ -98,6 +98,7 @@ pub struct Metrics {
     workloads_matched: Family<Labels, Counter>,
     cached_objects: Family<Labels, Gauge>,
     coalesced: Counter,
+    in_flight: Gauge,
     workload_config_pods: Family<Labels, Gauge>,
 }
 
@@ -126,6 +127,7 @@ impl Metrics {
             workloads_matched: Family::default(),
             cached_objects: Family::default(),
             coalesced: Counter::default(),
+            in_flight: Gauge::default(),
             workload_config_pods: Family::default(),
         };
         let r = &mut metrics.registry;
@@ -216,6 +218,11 @@ impl Metrics {
             "rekindle_operator_rollouts_coalesced",
             "Changes that joined a rollout already pending instead of making their own",
             metrics.coalesced.clone(),
+        );
+        r.register(
+            "rekindle_operator_rollouts_in_flight",
+            "Rollouts sent to the API server and not finished yet (at most 8 at a time)",
+            metrics.in_flight.clone(),
         );
         r.register(
             "rekindle_workload_config_pods",
@@ -330,6 +337,12 @@ impl Metrics {
             .inc_by(matched);
     }
 
+    /// Rollouts running now; set after each one is counted, so that 0 means every
+    /// rollout sent so far is in `reloader_reload_executed_total`.
+    pub fn in_flight(&self, count: usize) {
+        self.in_flight.set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
     pub fn cached_objects(&self, kind: &str, count: usize) {
         self.cached_objects
             .get_or_create(&vec![("kind", kind.to_owned())])
@@ -390,6 +403,7 @@ mod tests {
         metrics.event_processed(EventType::Update, SourceKind::Secret, "skipped");
         metrics.workloads(WorkloadKind::StatefulSet, 4, 2);
         metrics.cached_objects("configmaps", 7);
+        metrics.in_flight(2);
         let text = metrics.render();
         // Every series of Reloader's list (COMPAT.md), and rekindle's own.
         for expected in [
@@ -412,6 +426,7 @@ mod tests {
             "reloader_workloads_matched_total{kind=\"StatefulSet\"} 2",
             "rekindle_operator_cached_objects{kind=\"configmaps\"} 7",
             "rekindle_operator_rollouts_coalesced_total 1",
+            "rekindle_operator_rollouts_in_flight 2",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
         }

@@ -222,12 +222,14 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
                     // A rollout task only ends by finishing (or by a panic, a bug).
                     Err(error) => {
                         tracing::error!(%error, "a rollout task failed");
+                        metrics.in_flight(in_flight.len());
                         continue;
                     }
                 };
                 metrics.action(rollout.workload.kind, result.is_ok(), took);
                 metrics.reconciled(if result.is_ok() { "success" } else { "error" }, took);
                 metrics.reload_executed(result.is_ok(), &rollout.workload.namespace);
+                metrics.in_flight(in_flight.len());
                 match &result {
                     Ok(()) => {
                         if let Some(alerts) = &config.alerts {
@@ -312,6 +314,7 @@ pub async fn run(config: Config, client: kube::Client) -> anyhow::Result<()> {
                     }
                 });
             }
+            metrics.in_flight(in_flight.len());
         }
     }
     // Rollouts already sent finish (each is one request or two), so that what

@@ -370,8 +370,14 @@ impl Operator {
     }
 
     /// Asserts that nothing is pending: no rollout will happen without a new
-    /// event. Used after a barrier, which also refreshes the gauge.
+    /// event. Used after a barrier, which also refreshes the gauge. A rollout
+    /// started with the barrier's may still be running when the barrier is seen
+    /// rolled: it is waited for first, and is then counted (or, failed, pending).
     pub async fn assert_idle(&self) {
+        eventually("no rollout in flight", || async {
+            (self.metric("rekindle_operator_rollouts_in_flight").await == 0.0).then_some(())
+        })
+        .await;
         assert_eq!(
             self.pending().await,
             0,
