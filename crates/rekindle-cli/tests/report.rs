@@ -254,6 +254,8 @@ async fn a_forbidden_report_is_said_once_and_reloads_go_on() {
     let (tmp, volume) = Volume::in_tempdir(&[("app.conf", "v1")]);
     let acted = tmp.path().join("acted");
     let exec = format!("echo x >> {}", acted.display());
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
     let rk = reporting(
         &[
             "watch",
@@ -261,6 +263,8 @@ async fn a_forbidden_report_is_said_once_and_reloads_go_on() {
             volume.dir.to_str().unwrap(),
             "--exec",
             &exec,
+            "--listen",
+            &listen,
         ],
         "web-3",
         &kubeconfig,
@@ -271,6 +275,12 @@ async fn a_forbidden_report_is_said_once_and_reloads_go_on() {
         volume.write(&[("app.conf", v)]);
         support::wait_for("the reload", || support::line_count(&acted) == n + 1);
     }
+    // The reports are sent after the actions, by a task of their own: "said once"
+    // holds once all three were refused.
+    let refused = "rekindle_report_patches_total{result=\"forbidden\"} 3\n";
+    wait_for("the three reports to be refused", || {
+        http_get(port, "/metrics").is_some_and(|(_, metrics)| metrics.contains(refused))
+    });
     assert_eq!(rk.count_in_log("the pod may not be annotated"), 1);
     assert!(
         rk.log_text()

@@ -190,15 +190,24 @@ async fn wait_exits_when_the_last_pod_converges() {
         ])
         .await;
     assert!(line.contains("1 stale"), "{line}");
-    // A report that does not converge it changes nothing.
+    // A report that does not converge it changes nothing: seen once the report
+    // after it, which changes the line, is seen (one pod watch, in order).
     fleet
         .report(
             &pods[2],
             &[("/etc/app", old, Reported::Rejected, Some("still old"))],
         )
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    fleet
+        .report(&pods[1], &[("/etc/app", old, Reported::Applied, None)])
+        .await;
+    status
+        .wait_stderr(&["1 of 3 pods run configmap/app", "2 stale"])
+        .await;
     assert_eq!(status.exited(), None, "exited early:\n{}", status.stderr());
+    fleet
+        .report(&pods[1], &[("/etc/app", now, Reported::Applied, None)])
+        .await;
 
     let sent = Instant::now();
     fleet
