@@ -458,3 +458,110 @@ async fn the_decision_order_on_the_real_server() {
     assert_markers(&cluster, "opted-out", &[]).await;
     assert_generation(&cluster, "opted-out", 1).await;
 }
+
+/// The ten annotation-name flags rename what is read: with `auto`, the named list,
+/// search/match and `ignore` renamed, the renamed annotations decide as Reloader's
+/// do, and Reloader's own names are no longer read.
+#[tokio::test]
+#[ignore = "needs scripts/provision-k8s.sh"]
+async fn renamed_annotations_are_read_instead_of_reloaders() {
+    const RENAMED: &str = "renamed";
+    const AUTO: &str = "acme.io/auto";
+    let cluster = Cluster::start().await;
+    let client = &cluster.client;
+    create_namespace(client, RENAMED).await;
+    // Each source with its annotations (written with every version: a put replaces
+    // them). Reloader's names on a source are plain annotations now.
+    let sources: [(&str, &[(&str, &str)]); 6] = [
+        ("cm-auto", &[]),
+        ("cm-named", &[]),
+        ("cm-default", &[]),
+        ("cm-search", &[("acme.io/match", "true")]),
+        ("cm-ignored", &[("acme.io/ignore", "true")]),
+        ("cm-old-ignore", &[("reloader.stakater.com/ignore", "true")]),
+    ];
+    for (name, annotations) in sources {
+        put_config_map_annotated(client, RENAMED, name, V0, annotations).await;
+    }
+    let workloads = [
+        ("auto", json!({ AUTO: "true" }), "cm-auto"),
+        (
+            "named",
+            json!({"acme.io/reload-cm": "cm-named"}),
+            "cm-named",
+        ),
+        ("search", json!({"acme.io/search": "true"}), "cm-search"),
+        ("ignored", json!({ AUTO: "true" }), "cm-ignored"),
+        ("old-ignore", json!({ AUTO: "true" }), "cm-old-ignore"),
+        (
+            "default-auto",
+            json!({"reloader.stakater.com/auto": "true"}),
+            "cm-default",
+        ),
+    ];
+    for (name, annotations, source) in &workloads {
+        deployment(name)
+            .annotations(annotations.clone())
+            .app(env_from_config_map(source))
+            .create(&cluster, RENAMED)
+            .await;
+    }
+    let mut barrier =
+        Barrier::create_with_auto(&cluster, RENAMED, SourceKind::ConfigMap, 1, AUTO).await;
+
+    let operator = cluster
+        .operator(&[
+            "--cooldown=0s",
+            "--auto-annotation",
+            AUTO,
+            "--configmap-annotation",
+            "acme.io/reload-cm",
+            "--auto-search-annotation",
+            "acme.io/search",
+            "--search-match-annotation",
+            "acme.io/match",
+            "--ignore-annotation",
+            "acme.io/ignore",
+        ])
+        .await;
+    let key = cluster.hash_key().await;
+    for (name, annotations) in sources {
+        put_config_map_annotated(client, RENAMED, name, V1, annotations).await;
+    }
+    let rolled = ["auto", "named", "search", "old-ignore"];
+    for (name, _, source) in workloads.iter().filter(|(n, ..)| rolled.contains(n)) {
+        let marker = keyed_marker(
+            &key,
+            SourceKind::ConfigMap,
+            RENAMED,
+            source,
+            V1,
+            KeyUse::All,
+        );
+        let var = format!(
+            "STAKATER_{}_CONFIGMAP",
+            source.to_uppercase().replace('-', "_")
+        );
+        wait_marker(
+            &cluster,
+            Kind::Deployment,
+            RENAMED,
+            name,
+            "app",
+            &var,
+            &marker,
+        )
+        .await;
+    }
+    barrier.pass(&cluster).await;
+    operator.assert_idle().await;
+    for (name, ..) in &workloads {
+        let expected = if rolled.contains(name) { 2 } else { 1 };
+        assert_eq!(
+            generation(&cluster, Kind::Deployment, RENAMED, name).await,
+            expected,
+            "generation of {name} (1 + its rollouts); log:\n{}",
+            operator.log_text()
+        );
+    }
+}

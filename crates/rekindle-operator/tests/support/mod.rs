@@ -1032,6 +1032,18 @@ impl Barrier {
     /// Makes `rounds` rounds' worth of barrier Deployments in `ns`, for
     /// changes of sources of `kind`.
     pub async fn create(cluster: &Cluster, ns: &str, kind: SourceKind, rounds: usize) -> Barrier {
+        Self::create_with_auto(cluster, ns, kind, rounds, "reloader.stakater.com/auto").await
+    }
+
+    /// As [`Barrier::create`], for an operator that reads `auto` under another
+    /// name (`--auto-annotation`).
+    pub async fn create_with_auto(
+        cluster: &Cluster,
+        ns: &str,
+        kind: SourceKind,
+        rounds: usize,
+        auto: &str,
+    ) -> Barrier {
         let barrier = Barrier {
             kind,
             ns: ns.to_owned(),
@@ -1046,7 +1058,7 @@ impl Barrier {
                 _ => json!({"secretRef": {"name": name}}),
             };
             deployment(&name)
-                .auto()
+                .annotations(json!({ auto: "true" }))
                 .app(json!({"envFrom": [
                     own,
                     // Never created: only there so the barrier uses two sources.
